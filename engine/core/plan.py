@@ -1,0 +1,146 @@
+"""The world plan: every segment's policies, references, parameter_hash and manifest_fingerprint.
+
+Computed when Snakemake parses the workflow (rules/common.smk), so every output path is known to the DAG,
+and recomputed by each S0 gate, which refuses to run if the two disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import CONTRACT_VERSION
+from engine.core.canonical import sha256_hex
+from engine.core.config import RunConfig
+from engine.core.digest_cache import DigestCache
+from engine.core.errors import EngineError
+from engine.core.identity import manifest_fingerprint, parameter_hash
+from engine.core.policy import resolve_policy
+from engine.refdata.registry import recipe_id
+
+# (segment, policy files it seals as (owning segment, name), references it seals, upstream segments)
+SEGMENTS: dict[str, dict[str, Any]] = {
+    "ING": {
+        "policies": [("ING", "merchant_universe"), ("1A", "sectors"), ("1A", "hurdle_nb")],
+        "references": ["ref_countries", "ref_country_macro", "ref_mcc"],
+        "upstream": [],
+    },
+    "1A": {
+        "policies": [
+            ("1A", "sectors"),
+            ("1A", "hurdle_nb"),
+            ("1A", "crossborder"),
+            ("1A", "currency_weights"),
+            ("1A", "validation"),
+        ],
+        "references": ["ref_countries", "ref_country_macro", "ref_currencies", "ref_mcc"],
+        "upstream": ["ING"],
+    },
+}
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    seg: str
+    name: str
+    data: bytes
+
+    @property
+    def key(self) -> str:
+        return f"{self.seg}/{self.name}.yaml"
+
+    @property
+    def sha256(self) -> str:
+        return sha256_hex(self.data)
+
+    @property
+    def relpath(self) -> str:
+        return f"policies/{self.seg}/{self.name}/sha256={self.sha256}.yaml"
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    recipe_id: str
+
+    @property
+    def reldir(self) -> str:
+        return f"resources/{self.name}/build={self.recipe_id}"
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.reldir}/{self.name}.parquet"
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    segment: str
+    policies: tuple[PolicyFile, ...]
+    references: tuple[Reference, ...]
+    upstream: dict[str, str]
+    parameter_hash: str
+    manifest_fingerprint: str
+    extra: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def spec(self) -> dict[str, Any]:
+        """What the segment's S0 needs to seal and to recompute the identity."""
+        return {
+            "contract_version": CONTRACT_VERSION,
+            "extra": self.extra,
+            "manifest_fingerprint": self.manifest_fingerprint,
+            "parameter_hash": self.parameter_hash,
+            "policies": [{"key": p.key, "path": p.relpath, "sha256": p.sha256} for p in self.policies],
+            "references": [
+                {"id": r.name, "path": r.relpath, "recipe_id": r.recipe_id} for r in self.references
+            ],
+            "segment": self.segment,
+            "upstream": self.upstream,
+            **self.files,
+        }
+
+
+def _universe_extra(cfg: RunConfig, cache: DigestCache) -> dict[str, str]:
+    src = cfg.merchant_universe
+    if src.source == "generate":
+        return {"universe_source": "generate"}
+    path = Path(src.path or "")
+    if not path.is_file():
+        raise EngineError(
+            "E_CONFIG_INVALID",
+            "merchant universe file not found",
+            where=f"config field merchant_universe.path ({path})",
+            fix="point merchant_universe.path at an existing CSV or Parquet file",
+            state="config",
+        )
+    return {"universe_source": "file", "universe_sha256": cache.digest(path)}
+
+
+def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, SegmentPlan]:
+    """Resolve every segment in dependency order; a policy change moves only its segment and later ones."""
+    cache = cache or DigestCache()
+    plans: dict[str, SegmentPlan] = {}
+    for seg, spec in SEGMENTS.items():
+        policies = tuple(
+            PolicyFile(s, n, resolve_policy(s, n, cfg.policy_overrides)) for s, n in spec["policies"]
+        )
+        refs = tuple(Reference(name, recipe_id(name)) for name in spec["references"])
+        ph = parameter_hash({p.key: p.data for p in policies})
+        upstream = {u: plans[u].manifest_fingerprint for u in spec["upstream"]}
+        extra = _universe_extra(cfg, cache) if seg == "ING" else {}
+        files = (
+            {"universe_path": str(Path(cfg.merchant_universe.path).resolve())}
+            if "universe_sha256" in extra
+            else {}
+        )
+        mf = manifest_fingerprint(
+            segment=seg,
+            parameter_hash_hex=ph,
+            upstream=upstream,
+            references={r.name: r.recipe_id for r in refs},
+            contract_version=CONTRACT_VERSION,
+            extra=extra,
+        )
+        plans[seg] = SegmentPlan(seg, policies, refs, upstream, ph, mf, extra, files)
+    return plans

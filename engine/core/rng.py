@@ -1,0 +1,98 @@
+"""RNG laws on the Python side: family keys, per-family accounting, and one-draw-per-entity uniforms.
+
+Keys, not streams (design README §4): a family's key comes from (seed, the segment's parameter_hash, label)
+only, and the counter carries entity ids, so results never depend on shard, worker or row order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from engine.core.canonical import hash_parts
+from engine.kernels.philox import uniforms_by_id
+
+_U64_MAX = (1 << 64) - 1
+
+
+def family_key(seed: int, parameter_hash: str, label: str) -> tuple[int, int]:
+    """Philox key: the first 128 bits of hash_parts("engine", seed, parameter_hash, label) as two LE u64."""
+    if isinstance(seed, bool) or not 0 <= seed <= _U64_MAX:
+        raise ValueError(f"seed must be an integer in [0, 2^64), got {seed!r}")
+    digest = hash_parts("engine", seed, parameter_hash, label)
+    return int.from_bytes(digest[0:8], "little"), int.from_bytes(digest[8:16], "little")
+
+
+@dataclass(slots=True)
+class _FamilyTally:
+    draws: int
+    blocks: int
+    streams: int
+    counter_lo: int
+    counter_hi: int
+
+    def add(self, other: _FamilyTally) -> None:
+        self.draws += other.draws
+        self.blocks += other.blocks
+        self.streams += other.streams
+        self.counter_lo = min(self.counter_lo, other.counter_lo)
+        self.counter_hi = max(self.counter_hi, other.counter_hi)
+
+
+class RngLedger:
+    """Per-family totals a state writes to rng_accounting.json and validation recomputes from its outputs."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, _FamilyTally] = {}
+
+    def record(
+        self, family: str, draws: int, blocks: int, counter_lo: int, counter_hi: int, streams: int = 1
+    ) -> None:
+        """Add `streams` counters' usage (default one); counter_lo/hi bound their first counter word."""
+        for name, value in (("draws", draws), ("blocks", blocks), ("streams", streams)):
+            if value < 0:
+                raise ValueError(f"{family}: {name} must be >= 0, got {value}")
+        if not 0 <= counter_lo <= counter_hi <= _U64_MAX:
+            raise ValueError(
+                f"{family}: need 0 <= counter_lo <= counter_hi < 2^64, got {counter_lo}, {counter_hi}"
+            )
+        self._add(family, _FamilyTally(draws, blocks, streams, counter_lo, counter_hi))
+
+    def merge(self, other: RngLedger) -> None:
+        """Fold another ledger (e.g. a shard's) into this one; the result does not depend on merge order."""
+        for family, tally in other._families.items():
+            self._add(family, replace(tally))
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """JSON-ready, sorted by family; counter bounds as decimal strings (JSON numbers stop at 2^53)."""
+        return {
+            family: {
+                "draws": t.draws,
+                "blocks": t.blocks,
+                "streams": t.streams,
+                "counter_lo": str(t.counter_lo),
+                "counter_hi": str(t.counter_hi),
+            }
+            for family, t in sorted(self._families.items())
+        }
+
+    def _add(self, family: str, tally: _FamilyTally) -> None:
+        current = self._families.get(family)
+        if current is None:
+            self._families[family] = tally
+        else:
+            current.add(tally)
+
+
+def uniforms_for_ids(
+    k0: int, k1: int, ids: np.ndarray, c1: int = 0, c2: int = 0, c3: int = 0, lane: int = 0
+) -> np.ndarray:
+    """u01 of lane `lane` of block ⟨id, c1, c2, c3⟩ for each id: one block and one draw per entity."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.dtype != np.uint64:
+        raise TypeError(f"ids must be a 1-d uint64 array, got {ids.dtype} with shape {ids.shape}")
+    out = np.empty(ids.shape[0], dtype=np.float64)
+    uniforms_by_id(k0, k1, ids, c1, c2, c3, lane, out)
+    return out

@@ -1,0 +1,125 @@
+"""Checking a segment spec's inputs against disk, and writing the S0 gate files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine import CONTRACT_VERSION
+from engine.core.canonical import canonical_json_bytes, sha256_file, sha256_hex
+from engine.core.errors import EngineError
+from engine.core.gates import RECEIPT, SEALED
+from engine.core.identity import manifest_fingerprint, parameter_hash
+from engine.core.layout import gate_dir
+from engine.core.publish import publish_bytes
+
+
+def check_policies(root: Path, spec: dict[str, Any], state: str) -> list[dict[str, str]]:
+    """Every resolved policy file exists with its planned digest; the parameter_hash recomputes."""
+    sealed, files = [], {}
+    for pol in spec["policies"]:
+        path = root / pol["path"]
+        if not path.is_file():
+            raise EngineError(
+                "E_POLICY_MISSING",
+                f"resolved policy {pol['key']} missing",
+                where=str(path),
+                fix="run the workflow through snakemake so the policy pack is written",
+                state=state,
+            )
+        data = path.read_bytes()
+        if sha256_hex(data) != pol["sha256"]:
+            raise EngineError(
+                "E_SEALED_INPUT_DIGEST_MISMATCH",
+                f"resolved policy {pol['key']} was modified",
+                where=str(path),
+                fix="delete it and rerun; change policies in config/ instead",
+                state=state,
+            )
+        files[pol["key"]] = data
+        sealed.append({"id": pol["key"], "kind": "policy", "path": pol["path"], "sha256": pol["sha256"]})
+    if parameter_hash(files) != spec["parameter_hash"]:
+        raise EngineError(
+            "E_IDENTITY_MISMATCH",
+            "parameter_hash does not recompute from the policy files",
+            where=spec["segment"],
+            fix="rerun snakemake so the plan is recomputed",
+            state=state,
+        )
+    return sealed
+
+
+def check_references(root: Path, spec: dict[str, Any], state: str) -> list[dict[str, str]]:
+    """Every reference exists, was built by the planned recipe, and still has its recorded digest."""
+    sealed = []
+    for ref in spec["references"]:
+        path = root / ref["path"]
+        prov_path = path.parent / "provenance.json"
+        if not path.is_file() or not prov_path.is_file():
+            raise EngineError(
+                "E_REFERENCE_MISSING",
+                f"reference {ref['id']} is not built",
+                where=str(path),
+                fix=f"build it: snakemake --cores 1 {ref['path']}",
+                state=state,
+            )
+        prov = json.loads(prov_path.read_text())
+        digest = sha256_file(path)
+        if prov.get("recipe_id") != ref["recipe_id"] or prov.get("sha256") != digest:
+            raise EngineError(
+                "E_SEALED_INPUT_DIGEST_MISMATCH",
+                f"reference {ref['id']} does not match its provenance (recipe or sha256)",
+                where=str(path),
+                fix="delete the reference build folder and rerun to rebuild it",
+                state=state,
+            )
+        sealed.append({"id": ref["id"], "kind": "reference", "path": ref["path"], "sha256": digest})
+    return sealed
+
+
+def check_fingerprint(spec: dict[str, Any], state: str) -> None:
+    mf = manifest_fingerprint(
+        segment=spec["segment"],
+        parameter_hash_hex=spec["parameter_hash"],
+        upstream=spec["upstream"],
+        references={r["id"]: r["recipe_id"] for r in spec["references"]},
+        contract_version=CONTRACT_VERSION,
+        extra=spec["extra"],
+    )
+    if mf != spec["manifest_fingerprint"] or spec["contract_version"] != CONTRACT_VERSION:
+        raise EngineError(
+            "E_IDENTITY_MISMATCH",
+            "manifest_fingerprint does not recompute from the spec",
+            where=spec["segment"],
+            fix="rerun snakemake so the plan is recomputed",
+            state=state,
+        )
+
+
+def write_gate(
+    root: Path, spec: dict[str, Any], inputs: list[dict[str, str]], checks: list[str], state: str
+) -> Path:
+    """Publish sealed_inputs.json and s0_gate_receipt.json (seed-free, byte-stable, write-once)."""
+    seg, mf = spec["segment"], spec["manifest_fingerprint"]
+    sealed_doc = {
+        "contract_version": CONTRACT_VERSION,
+        "inputs": sorted(inputs, key=lambda i: i["id"]),
+        "manifest_fingerprint": mf,
+        "parameter_hash": spec["parameter_hash"],
+        "segment": seg,
+        "upstream": spec["upstream"],
+    }
+    sealed_bytes = canonical_json_bytes(sealed_doc)
+    gdir = gate_dir(root, seg, mf)
+    publish_bytes(gdir / SEALED, sealed_bytes, state=state)
+    receipt = {
+        "checks_passed": sorted(checks),
+        "manifest_fingerprint": mf,
+        "parameter_hash": spec["parameter_hash"],
+        "segment": seg,
+        "sealed_inputs_sha256": sha256_hex(sealed_bytes),
+        "status": "PASS",
+    }
+    publish_bytes(gdir / RECEIPT, canonical_json_bytes(receipt), state=state)
+    return gdir

@@ -1,0 +1,49 @@
+"""Small laws shared by 1A's states and the ingress: GDP buckets, sector lookup, tier lookups."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from engine.segments.l1.s1a.policy import Sectors
+
+
+def gdp_bucket(gdp_pc: np.ndarray | pl.Series, breaks: list[float]) -> np.ndarray:
+    """Bucket b = number of breaks ≤ GDP per capita (0..len(breaks))."""
+    values = np.asarray(gdp_pc, dtype=np.float64)
+    return np.searchsorted(np.asarray(breaks, dtype=np.float64), values, side="right").astype(np.uint16)
+
+
+def mcc_sector_table(sectors: Sectors) -> dict[int, str]:
+    """Every MCC a sector names (list or range); MCCs not in the table belong to `other`."""
+    table: dict[int, str] = {}
+    for name, sector in sectors.sectors.items():
+        for code in sector.mccs:
+            table[code] = name
+        for lo, hi in sector.ranges:
+            for code in range(lo, hi + 1):
+                table[code] = name
+    return table
+
+
+def sector_of(mcc: pl.Series, sectors: Sectors) -> pl.Series:
+    table = mcc_sector_table(sectors)
+    return mcc.replace_strict(table, default="other", return_dtype=pl.String).alias("sector")
+
+
+def tier_value(n: np.ndarray, n_mins: list[int], values: list[float]) -> np.ndarray:
+    """Value of the last tier whose n_min ≤ n (tiers sorted by n_min)."""
+    idx = np.searchsorted(np.asarray(n_mins), np.asarray(n), side="right") - 1
+    return np.asarray(values, dtype=np.float64)[np.clip(idx, 0, len(values) - 1)]
+
+
+def home_floor(n: np.ndarray, n_maxes: list[int | None], floors: list[float]) -> np.ndarray:
+    """h(N): floor of the first tier whose n_max ≥ N (the last tier has no bound)."""
+    bounds = np.asarray([m if m is not None else np.iinfo(np.int64).max for m in n_maxes], dtype=np.int64)
+    idx = np.searchsorted(bounds, np.asarray(n, dtype=np.int64), side="left")
+    return np.asarray(floors, dtype=np.float64)[idx]
+
+
+def ceil_share(h: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """⌈h·N⌉ without float noise turning 0.7·10 = 7.000000000000001 into 8."""
+    return np.ceil(np.round(np.asarray(h) * np.asarray(n), 9)).astype(np.int64)

