@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,14 @@ from engine.core.canonical import canonical_json_bytes, sha256_file, sha256_hex
 from engine.core.errors import EngineError
 
 TMP_PREFIX = ".tmp-"
+STALE_FOREIGN_SECONDS = 24 * 3600
+# temp siblings are named .tmp-<pid>-<host tag>-<name>: on a shared file system (SLURM) a pid only means
+# something on the host that wrote it, so another host's temp is removed only once it is a day old
+HOST_TAG = sha256_hex(socket.gethostname().encode("utf-8"))[:8]
+
+
+def temp_sibling(target: Path) -> Path:
+    return target.parent / f"{TMP_PREFIX}{os.getpid()}-{HOST_TAG}-{target.name}"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -44,6 +54,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_stale(entry: Path, pid_text: str, host: str) -> bool:
+    if host != HOST_TAG:
+        return time.time() - entry.lstat().st_mtime > STALE_FOREIGN_SECONDS
+    if not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
 def clean_stale_temps(parent: Path) -> list[Path]:
     """Remove temp siblings left by writers that no longer run; return what was removed."""
     removed: list[Path] = []
@@ -52,8 +71,8 @@ def clean_stale_temps(parent: Path) -> list[Path]:
     for entry in sorted(parent.iterdir()):
         if not entry.name.startswith(TMP_PREFIX):
             continue
-        pid_text = entry.name[len(TMP_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
+        pid_text, host, _ = (entry.name[len(TMP_PREFIX) :].split("-", 2) + ["", ""])[:3]
+        if not _is_stale(entry, pid_text, host):
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
@@ -85,7 +104,7 @@ def staging_dir(target: Path) -> Iterator[Path]:
     """Yield an empty temp sibling of `target`; removed on error, left for `publish_dir` on success."""
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(target.parent)
-    tmp = target.parent / f"{TMP_PREFIX}{os.getpid()}-{target.name}"
+    tmp = temp_sibling(target)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -122,7 +141,7 @@ def publish_bytes(target: Path, data: bytes, *, state: str = "") -> bool:
     """Write-once single file: link a fsynced temp file into place (fails if present), then compare."""
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(target.parent)
-    tmp = target.parent / f"{TMP_PREFIX}{os.getpid()}-{target.name}"
+    tmp = temp_sibling(target)
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -150,7 +169,7 @@ def publish_json(target: Path, obj: object, *, state: str = "") -> bool:
 def replace_bytes(target: Path, data: bytes) -> None:
     """Atomic overwrite for operational files (logs, run reports) that are not write-once data."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f"{TMP_PREFIX}{os.getpid()}-{target.name}"
+    tmp = temp_sibling(target)
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from engine.core.errors import EngineError
 from engine.core.publish import (
+    HOST_TAG,
     TMP_PREFIX,
     clean_stale_temps,
     publish_bytes,
@@ -86,7 +88,7 @@ def test_publish_partition_stages_in_a_temp_sibling_and_renames_once(target: Pat
     tmp = seen["tmp"]
     assert isinstance(tmp, Path)
     assert tmp.parent == target.parent
-    assert tmp.name == f"{TMP_PREFIX}{os.getpid()}-{target.name}"
+    assert tmp.name == f"{TMP_PREFIX}{os.getpid()}-{HOST_TAG}-{target.name}"
     assert seen["target_exists_during_write"] is False
     assert renames == [(str(tmp), str(target))]
     assert (target / "part-00000.parquet").read_bytes() == b"rows"
@@ -147,7 +149,7 @@ def test_failing_writer_leaves_nothing(target: Path) -> None:
 
 def test_publish_partition_cleans_a_dead_writers_temp(target: Path, dead_pid: int) -> None:
     target.parent.mkdir(parents=True)
-    stale = target.parent / f"{TMP_PREFIX}{dead_pid}-{target.name}-old"
+    stale = target.parent / f"{TMP_PREFIX}{dead_pid}-{HOST_TAG}-{target.name}-old"
     stale.mkdir()
     (stale / "part-00000.parquet").write_bytes(b"partial")
     publish_partition(target, _writer({"part-00000.parquet": b"rows"}))
@@ -159,16 +161,16 @@ def test_publish_partition_cleans_a_dead_writers_temp(target: Path, dead_pid: in
 
 
 def test_clean_stale_temps_removes_dead_keeps_live(tmp_path: Path, dead_pid: int, live_pid: int) -> None:
-    dead_dir = tmp_path / f"{TMP_PREFIX}{dead_pid}-x"
+    dead_dir = tmp_path / f"{TMP_PREFIX}{dead_pid}-{HOST_TAG}-x"
     dead_dir.mkdir()
     (dead_dir / "f").write_bytes(b"1")
-    dead_file = tmp_path / f"{TMP_PREFIX}{dead_pid}-y.json"
+    dead_file = tmp_path / f"{TMP_PREFIX}{dead_pid}-{HOST_TAG}-y.json"
     dead_file.write_bytes(b"1")
-    junk = tmp_path / f"{TMP_PREFIX}notapid-z"
+    junk = tmp_path / f"{TMP_PREFIX}notapid-{HOST_TAG}-z"
     junk.mkdir()
-    live_dir = tmp_path / f"{TMP_PREFIX}{live_pid}-x"
+    live_dir = tmp_path / f"{TMP_PREFIX}{live_pid}-{HOST_TAG}-x"
     live_dir.mkdir()
-    parent_dir = tmp_path / f"{TMP_PREFIX}{os.getppid()}-x"
+    parent_dir = tmp_path / f"{TMP_PREFIX}{os.getppid()}-{HOST_TAG}-x"
     parent_dir.mkdir()
     keep = tmp_path / "tmp-not-hidden"
     keep.mkdir()
@@ -209,7 +211,7 @@ def test_publish_bytes_write_once(tmp_path: Path) -> None:
 
 
 def test_publish_bytes_cleans_dead_temp(tmp_path: Path, dead_pid: int) -> None:
-    stale = tmp_path / f"{TMP_PREFIX}{dead_pid}-r.json"
+    stale = tmp_path / f"{TMP_PREFIX}{dead_pid}-{HOST_TAG}-r.json"
     stale.write_bytes(b"partial")
     publish_bytes(tmp_path / "r.json", b"x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
@@ -232,3 +234,14 @@ def test_replace_bytes_overwrites(tmp_path: Path) -> None:
     replace_bytes(path, b"two")
     assert path.read_bytes() == b"two"
     assert sorted(p.name for p in path.parent.iterdir()) == ["run_report.json"]
+
+
+def test_clean_stale_temps_leaves_another_hosts_fresh_temp(tmp_path: Path, dead_pid: int) -> None:
+    fresh = tmp_path / f"{TMP_PREFIX}{dead_pid}-0000ffff-x"
+    old = tmp_path / f"{TMP_PREFIX}{dead_pid}-0000ffff-y"
+    fresh.mkdir()
+    old.mkdir()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    assert clean_stale_temps(tmp_path) == [old]
+    assert fresh.exists() and not old.exists()

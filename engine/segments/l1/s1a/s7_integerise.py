@@ -37,11 +37,35 @@ def integerise(
     return s, base + add, residual_rank
 
 
+def component_shares(members: pl.DataFrame) -> pl.Expr:
+    """κ-weights renormalised over D component by component.
+
+    AREA members of D share the currency area's mass, SPILL members the spill mass, each in proportion to
+    its κ-weight; with no SPILL member the AREA members take everything. (A plain renormalisation over D
+    would hand a foreign country outside the currency area a share of ~s/200, so it could never get more
+    than its base site and the home floor would never bind.)
+    """
+    by = ["merchant_id", "component"]
+    mass = pl.col("weight").sum().over(by)
+    comp_total = pl.col("component_total")
+    has_spill = (pl.col("component") == "SPILL").any().over("merchant_id")
+    share = pl.col("weight") / mass * comp_total
+    return (
+        pl.when(has_spill)
+        .then(share)
+        .otherwise(pl.col("weight") / pl.col("weight").sum().over("merchant_id"))
+    ).alias("d_share")
+
+
 def run(ctx: StateContext) -> None:
     policy: Crossborder = ctx.policy("1A/crossborder.yaml")
     counts = ctx.read("s2_outlet_count").select("merchant_id", "n_outlets").sort("merchant_id")
     ccy = home_currency(ctx.sealed_table("merchant_universe"), ctx.sealed_table("ref_currencies"))
-    weights = ctx.read("ccy_country_weights", seed_free=True).select("currency", "country_iso", "weight")
+    weights = (
+        ctx.read("ccy_country_weights", seed_free=True)
+        .select("currency", "country_iso", "weight", "component")
+        .with_columns(pl.col("weight").sum().over(["currency", "component"]).alias("component_total"))
+    )
     chosen = (
         ctx.read("s6_foreign_set")
         .filter(pl.col("selected"))
@@ -58,6 +82,7 @@ def run(ctx: StateContext) -> None:
         .join(weights, on=["currency", "country_iso"], how="left")
         .sort(["merchant_id", "candidate_rank"])
     )
+    members = members.with_columns(component_shares(members))
     n_by_id = dict(zip(counts["merchant_id"].to_list(), counts["n_outlets"].to_list(), strict=True))
     floors = dict(
         zip(
@@ -73,7 +98,7 @@ def run(ctx: StateContext) -> None:
     parts = []
     for (mid,), grp in members.group_by(["merchant_id"], maintain_order=True):
         s, n_sites, rr = integerise(
-            n_by_id[mid], grp["weight"].to_numpy(), grp["candidate_rank"].to_numpy(), floors[mid]
+            n_by_id[mid], grp["d_share"].to_numpy(), grp["candidate_rank"].to_numpy(), floors[mid]
         )
         parts.append(
             grp.select("merchant_id", "country_iso").with_columns(
