@@ -1,7 +1,7 @@
 # The closed-world fraud data engine. `snakemake --cores N --config preset=tiny output_root=DIR`.
 # Targets: all, seg1A (later: seg1B … seg6B). See README.md and docs/.
 
-configfile: "config/config.yaml"
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "rules/common.smk"

@@ -180,6 +180,11 @@ rule seg1A_s9_validation:
 
 
 rule seg1A:
-    """1A's validation bundle with _passed.flag, for every configured seed."""
+    """1A's validation bundle with _passed.flag and every 1A output, for every configured seed.
+
+    Naming every output (not only the flag) makes a deleted intermediate partition count as missing,
+    so it and what depends on it are rebuilt.
+    """
     input:
-        expand(f"{BUNDLE_1A}/_passed.flag", seed=SEEDS),
+        expand(rules.seg1A_s9_validation.output, seed=SEEDS),
+        expand(rules.seg1A_s9_validation.input, seed=SEEDS),

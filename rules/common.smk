@@ -13,18 +13,23 @@ from engine.core.config import load_run_config
 from engine.core.contracts import dataset_file
 from engine.core.digest_cache import DigestCache
 from engine.core.errors import EngineError
-from engine.core.layout import bundle_dir, gate_dir, report_file
+from engine.core.layout import bundle_dir, gate_dir, ingress_report_path, report_file
 from engine.core.plan import build_plan
 
 try:
     CFG = load_run_config(dict(config))
-    ROOT = Path(CFG.output_root)
+    ROOT = Path(CFG.output_root).resolve()
     _cache = DigestCache(ROOT / ".cache" / "digests.json")
     PLAN = build_plan(CFG, _cache)
     _cache.save()
 except EngineError as _err:
     print(_err.line(), file=sys.stderr)
     raise SystemExit(1)
+
+# Each output root is its own Snakemake working directory: its metadata and lock live in ROOT/.snakemake,
+# so two roots never touch each other and can be built at the same time.
+workdir: str(ROOT)
+
 
 SEEDS = list(CFG.seeds)
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method

@@ -9,7 +9,7 @@ rule ingress_merchant_universe:
         reference_files("ING"),
     output:
         table=ds("merchant_universe", MF_ING),
-        report=str(ROOT / "reports/ING" / f"manifest_fingerprint={MF_ING}" / "ingress_report.json"),
+        report=str(ingress_report_path(ROOT, MF_ING)),
     params:
         spec=spec_arg("ING"),
     conda:

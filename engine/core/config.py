@@ -45,6 +45,20 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def typed_leaves(obj: Any) -> Any:
+    """Re-read string leaves as YAML scalars: `snakemake --config` hands nested values over as strings."""
+    if isinstance(obj, dict):
+        return {k: typed_leaves(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [typed_leaves(v) for v in obj]
+    if isinstance(obj, str):
+        try:
+            return yaml.safe_load(obj)
+        except yaml.YAMLError:
+            return obj
+    return obj
+
+
 def _field_path(err: dict[str, Any]) -> str:
     return ".".join(str(p) for p in err["loc"]) or "<root>"
 
@@ -61,7 +75,10 @@ def load_run_config(raw: dict[str, Any], repo_root: Path = REPO_ROOT) -> RunConf
             state="config",
         )
     preset_file = repo_root / "config" / "presets" / f"{preset}.yaml"
-    merged = deep_merge(yaml.safe_load(preset_file.read_text()) or {}, {**raw, "preset": preset})
+    raw = {**raw, "preset": preset}
+    if "policy_overrides" in raw:
+        raw["policy_overrides"] = typed_leaves(raw["policy_overrides"])
+    merged = deep_merge(yaml.safe_load(preset_file.read_text()) or {}, raw)
     try:
         cfg = RunConfig.model_validate(merged)
     except ValidationError as exc:

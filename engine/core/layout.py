@@ -31,3 +31,7 @@ def failed_checks_file(root: Path, seg: str, seed: int, mf: str) -> Path:
     return (
         root / "reports" / seg / "validation" / f"seed={seed}" / f"manifest_fingerprint={mf}" / "checks.json"
     )
+
+
+def ingress_report_path(root: Path, mf: str) -> Path:
+    return root / "reports" / "ING" / f"manifest_fingerprint={mf}" / "ingress_report.json"

@@ -146,3 +146,11 @@ def test_file_source_with_path_is_accepted() -> None:
 
 def test_seed_bounds_inclusive() -> None:
     assert load_run_config({"preset": "tiny", "seeds": [0, 2**64 - 1]}).seeds == [0, 2**64 - 1]
+
+
+def test_policy_override_strings_from_the_command_line_are_typed() -> None:
+    from engine.core.config import load_run_config
+
+    raw = {"preset": "tiny", "policy_overrides": {"1A": {"crossborder": {"cnp_open_multiplier": "0.5", "hubs": "[US]"}}}}
+    cfg = load_run_config(raw)
+    assert cfg.policy_overrides["1A"]["crossborder"] == {"cnp_open_multiplier": 0.5, "hubs": ["US"]}

@@ -2,12 +2,11 @@
 
 import numpy as np
 import polars as pl
-import yaml
 
-from engine.segments.l1.s1a.policy import HurdleNb
 from engine.segments.l1.s1a.s1_hurdle import hurdle_logit, sigmoid
+from tests.conftest import shipped_policy
 
-POLICY = HurdleNb.model_validate(yaml.safe_load(open("config/policies/1A/hurdle_nb.yaml")))
+POLICY = shipped_policy("1A", "hurdle_nb")
 
 
 def test_sigmoid_is_overflow_safe_and_exact() -> None:

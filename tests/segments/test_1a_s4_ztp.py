@@ -1,13 +1,12 @@
 """1A.S4: zero-truncated Poisson counts and the k_cap law."""
 
 import numpy as np
-import yaml
 
 from engine.kernels.count_models import run_count_kernel, ztp_counts
-from engine.segments.l1.s1a.policy import Crossborder
 from engine.segments.l1.s1a.s4_ztp import k_cap
+from tests.conftest import shipped_policy
 
-POLICY = Crossborder.model_validate(yaml.safe_load(open("config/policies/1A/crossborder.yaml")))
+POLICY = shipped_policy("1A", "crossborder")
 
 
 def test_k_cap_respects_candidates_and_home_floor() -> None:

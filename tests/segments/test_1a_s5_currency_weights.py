@@ -2,12 +2,11 @@
 
 import polars as pl
 import pytest
-import yaml
 
-from engine.segments.l1.s1a.policy import CurrencyWeights
 from engine.segments.l1.s1a.s5_currency_weights import currency_weights, neumaier_sum
+from tests.conftest import shipped_policy
 
-POLICY = CurrencyWeights.model_validate(yaml.safe_load(open("config/policies/1A/currency_weights.yaml")))
+POLICY = shipped_policy("1A", "currency_weights")
 
 
 def test_neumaier_sum_beats_naive_cancellation() -> None:

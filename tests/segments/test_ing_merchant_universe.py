@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.segments.l1.ingress.merchant_universe import largest_remainder, water_fill
+from tests.conftest import shipped_policy
 
 
 def test_water_fill_caps_and_redistributes_exactly() -> None:
@@ -48,11 +49,9 @@ def test_largest_remainder_conserves(total: int, weights: list[float]) -> None:
 
 
 def test_sector_of_user_mcc_uses_ranges_and_other() -> None:
-    import yaml
 
     from engine.segments.l1.s1a.common import sector_of
-    from engine.segments.l1.s1a.policy import Sectors
 
-    sectors = Sectors.model_validate(yaml.safe_load(open("config/policies/1A/sectors.yaml")))
+    sectors = shipped_policy("1A", "sectors")
     got = sector_of(pl.Series([5411, 3500, 1234, 5999], dtype=pl.UInt16), sectors).to_list()
     assert got == ["grocery", "travel", "other", "other"]

@@ -14,6 +14,7 @@ from engine.core.canonical import canonical_json_bytes, sha256_file
 from engine.core.contracts import PART_FILE, dataset_dir, dictionary, validate_table
 from engine.core.errors import EngineError
 from engine.core.ids import assign_ids
+from engine.core.layout import ingress_report_path
 from engine.core.parquet_io import write_parquet
 from engine.core.policy import validate_policy
 from engine.core.publish import publish_partition, replace_bytes
@@ -224,15 +225,13 @@ def run(root: Path, spec: dict[str, Any]) -> None:
     report = {
         "manifest_fingerprint": mf,
         "rows": df.height,
+        "sha256": sha256_file(target / PART_FILE),
         "source": spec["extra"]["universe_source"],
         "id_probes": probes,
         "home_countries": df["home_country_iso"].n_unique(),
         "channel_counts": dict(df.group_by("channel").len().sort("channel").iter_rows()),
     }
-    replace_bytes(
-        root / "reports" / "ING" / f"manifest_fingerprint={mf}" / "ingress_report.json",
-        canonical_json_bytes(report),
-    )
+    replace_bytes(ingress_report_path(root, mf), canonical_json_bytes(report))
     print(
         f"[ING] merchant_universe: {df.height} merchants, {report['home_countries']} home countries",
         file=sys.stderr,

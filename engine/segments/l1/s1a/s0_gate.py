@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import polars as pl
 from engine.core.canonical import sha256_file
 from engine.core.contracts import dataset_file, dictionary, validate_table
 from engine.core.errors import EngineError
+from engine.core.layout import ingress_report_path
 from engine.core.policy import load_policy_file
 from engine.core.sealing import check_fingerprint, check_policies, check_references, write_gate
 
@@ -59,6 +61,20 @@ def _check_policy_codes(root: Path, sealed: dict[str, str], mcc_ref: pl.DataFram
             load_policy_file("1A", key[3:].removesuffix(".yaml"), root / sealed[key], state=STATE)
 
 
+def _check_ingress_digest(root: Path, ing_mf: str, universe_path: Path) -> None:
+    """The universe must still be the bytes the ingress published (its report records the digest)."""
+    report = ingress_report_path(root, ing_mf)
+    recorded = json.loads(report.read_text()).get("sha256") if report.is_file() else None
+    if recorded != sha256_file(universe_path):
+        raise EngineError(
+            "E_SEALED_INPUT_DIGEST_MISMATCH",
+            "the merchant universe differs from what the ingress published",
+            where=str(universe_path),
+            fix="delete the universe partition and rerun so the ingress rebuilds it",
+            state=STATE,
+        )
+
+
 def run(root: Path, spec: dict[str, Any]) -> None:
     check_fingerprint(spec, STATE)
     inputs = check_policies(root, spec, STATE) + check_references(root, spec, STATE)
@@ -72,6 +88,7 @@ def run(root: Path, spec: dict[str, Any]) -> None:
             fix="run the ingress rule first (snakemake ingress_merchant_universe)",
             state=STATE,
         )
+    _check_ingress_digest(root, spec["upstream"]["ING"], universe_path)
     mcc_ref = pl.read_parquet(root / paths["ref_mcc"])
     _check_universe(
         pl.read_parquet(universe_path),
