@@ -44,7 +44,7 @@ def _ref_build(args: argparse.Namespace) -> int:
     if want != recipe_id(args.name):
         raise EngineError(
             "E_REFERENCE_RECIPE",
-            f"{args.name}: folder names recipe {want[:12]} but the installed recipe is {recipe_id(args.name)[:12]}",
+            f"{args.name}: folder names recipe {want[:12]}, installed recipe is {recipe_id(args.name)[:12]}",
             where=str(target),
             fix="rerun snakemake so paths are re-planned",
             state="ref-build",
@@ -106,11 +106,13 @@ def _contracts(args: argparse.Namespace) -> int:
             elif not path.is_file() or path.read_text() != text:
                 stale.append(str(path))
     if stale:
-        print(
-            f"ERROR E_CONTRACT_DRIFT contracts: stale policy schemas {stale} — run python -m engine contracts --write",
-            file=sys.stderr,
+        raise EngineError(
+            "E_CONTRACT_DRIFT",
+            "policy schemas differ from the pydantic models",
+            where=", ".join(stale),
+            fix="run python -m engine contracts --write",
+            state="contracts",
         )
-        return 1
     return 0
 
 

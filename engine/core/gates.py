@@ -74,7 +74,7 @@ class SealedInputs:
             if actual != entry.sha256:
                 raise EngineError(
                     "E_SEALED_INPUT_DIGEST_MISMATCH",
-                    f"sealed input {input_id!r} changed after sealing (sealed {entry.sha256[:12]}, now {actual[:12]})",
+                    f"sealed input {input_id!r} changed (sealed {entry.sha256[:12]}, now {actual[:12]})",
                     where=str(path),
                     fix="restore the original file, or delete it and let the workflow rebuild it",
                     state=self.state,

@@ -71,7 +71,7 @@ def clean_stale_temps(parent: Path) -> list[Path]:
     for entry in sorted(parent.iterdir()):
         if not entry.name.startswith(TMP_PREFIX):
             continue
-        pid_text, host, _ = (entry.name[len(TMP_PREFIX) :].split("-", 2) + ["", ""])[:3]
+        pid_text, host, _ = ([*entry.name[len(TMP_PREFIX) :].split("-", 2), "", ""])[:3]
         if not _is_stale(entry, pid_text, host):
             continue
         if entry.is_dir():

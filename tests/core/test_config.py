@@ -151,6 +151,7 @@ def test_seed_bounds_inclusive() -> None:
 def test_policy_override_strings_from_the_command_line_are_typed() -> None:
     from engine.core.config import load_run_config
 
-    raw = {"preset": "tiny", "policy_overrides": {"1A": {"crossborder": {"cnp_open_multiplier": "0.5", "hubs": "[US]"}}}}
+    overrides = {"1A": {"crossborder": {"cnp_open_multiplier": "0.5", "hubs": "[US]"}}}
+    raw = {"preset": "tiny", "policy_overrides": overrides}
     cfg = load_run_config(raw)
     assert cfg.policy_overrides["1A"]["crossborder"] == {"cnp_open_multiplier": 0.5, "hubs": ["US"]}

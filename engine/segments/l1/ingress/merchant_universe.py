@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import yaml
 
 from engine.core.canonical import canonical_json_bytes, sha256_file
 from engine.core.contracts import PART_FILE, dataset_dir, dictionary, validate_table
@@ -16,7 +15,7 @@ from engine.core.errors import EngineError
 from engine.core.ids import assign_ids
 from engine.core.layout import ingress_report_path
 from engine.core.parquet_io import write_parquet
-from engine.core.policy import validate_policy
+from engine.core.policy import load_policy_file
 from engine.core.publish import publish_partition, replace_bytes
 from engine.core.rng import family_key
 from engine.core.sealing import check_policies, check_references
@@ -187,27 +186,9 @@ def run(root: Path, spec: dict[str, Any]) -> None:
         i["id"]: root / i["path"]
         for i in check_policies(root, spec, STATE) + check_references(root, spec, STATE)
     }
-    policy = validate_policy(
-        "ING",
-        "merchant_universe",
-        yaml.safe_load(sealed["ING/merchant_universe.yaml"].read_text()),
-        source="merchant_universe.yaml",
-        state=STATE,
-    )
-    sectors = validate_policy(
-        "1A",
-        "sectors",
-        yaml.safe_load(sealed["1A/sectors.yaml"].read_text()),
-        source="sectors.yaml",
-        state=STATE,
-    )
-    hurdle = validate_policy(
-        "1A",
-        "hurdle_nb",
-        yaml.safe_load(sealed["1A/hurdle_nb.yaml"].read_text()),
-        source="hurdle_nb.yaml",
-        state=STATE,
-    )
+    policy = load_policy_file("ING", "merchant_universe", sealed["ING/merchant_universe.yaml"], state=STATE)
+    sectors = load_policy_file("1A", "sectors", sealed["1A/sectors.yaml"], state=STATE)
+    hurdle = load_policy_file("1A", "hurdle_nb", sealed["1A/hurdle_nb.yaml"], state=STATE)
     countries = pl.read_parquet(sealed["ref_countries"])
     macro = pl.read_parquet(sealed["ref_country_macro"])
     mf = spec["manifest_fingerprint"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -87,7 +88,7 @@ class HurdleNb(Strict):
     @model_validator(mode="after")
     def _sectors_complete(self) -> HurdleNb:
         breaks = self.gdp_bucket_breaks_usd
-        if any(a >= b for a, b in zip(breaks, breaks[1:], strict=False)):
+        if any(a >= b for a, b in itertools.pairwise(breaks)):
             raise ValueError("gdp_bucket_breaks_usd must be strictly increasing")
         for label, table in (
             ("hurdle.sector", self.hurdle.sector),
@@ -132,7 +133,7 @@ class FloorTier(Strict):
 
 def _contiguous_from_two(tiers: list, label: str) -> None:
     mins = [t.n_min for t in tiers]
-    if not mins or mins[0] != 2 or any(a >= b for a, b in zip(mins, mins[1:], strict=False)):
+    if not mins or mins[0] != 2 or any(a >= b for a, b in itertools.pairwise(mins)):
         raise ValueError(f"{label} tiers must start at n_min 2 and increase strictly")
 
 
@@ -157,7 +158,7 @@ class Crossborder(Strict):
         if maxes[-1] is not None or any(m is None for m in maxes[:-1]):
             raise ValueError("home_floor: only the last tier may (and must) have n_max null")
         bounded = [m for m in maxes if m is not None]
-        if any(a >= b for a, b in zip(bounded, bounded[1:], strict=False)):
+        if any(a >= b for a, b in itertools.pairwise(bounded)):
             raise ValueError("home_floor tiers must increase strictly in n_max")
         return self
 

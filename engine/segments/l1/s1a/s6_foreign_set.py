@@ -19,7 +19,7 @@ def home_currency(universe: pl.DataFrame, currencies: pl.DataFrame) -> pl.DataFr
 
 
 def foreign_candidates(ctx: StateContext) -> pl.DataFrame:
-    """Foreign candidates of open merchants with their κ-weight renormalised over the merchant's candidates."""
+    """Open merchants' foreign candidates, κ-weights renormalised over each merchant's candidates."""
     weights = ctx.read("ccy_country_weights", seed_free=True).select("currency", "country_iso", "weight")
     ccy = home_currency(ctx.sealed_table("merchant_universe"), ctx.sealed_table("ref_currencies"))
     iso_num = ctx.sealed_table("ref_countries").select(pl.col("iso2").alias("country_iso"), "iso_num")

@@ -1,4 +1,4 @@
-"""1A.S9 — re-validate the segment: contracts, conservation, RNG accounting, replays, realism; bundle + flag."""
+"""1A.S9 — re-validate 1A: contracts, conservation, RNG accounting, replays, realism; bundle + flag."""
 
 from __future__ import annotations
 
