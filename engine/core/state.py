@@ -150,7 +150,13 @@ class StateContext:
             time.sleep(3600)
 
     def progress(self, message: str) -> None:
-        print(f"[{self.state}] {message}", file=sys.stderr, flush=True)
+        """Progress to stderr and to the run's operational log (logs/…/run_id=…/, never read back)."""
+        line = f"[{self.state}] {message}"
+        print(line, file=sys.stderr, flush=True)
+        log = self.root / "logs" / self.segment / self.name / f"run_id={self.run_id}" / "state.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
 
     def deterministic_report(self) -> dict[str, Any]:
         """The byte-stable part of the run report (what validation bundles include)."""

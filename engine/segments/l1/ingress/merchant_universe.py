@@ -89,7 +89,8 @@ def generate(
     countries: pl.DataFrame,
     macro: pl.DataFrame,
     key: tuple[int, int],
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, int]:
+    """The universe sorted by merchant_id, and the number of id probes it needed."""
     homes = home_countries(policy, countries, macro)
     rows = homes.select(
         pl.col("iso2"),
@@ -124,7 +125,7 @@ def generate(
             "home_country_iso": rows["iso2"],
         }
     )
-    return out.sort("merchant_id").with_columns(pl.lit(probes).alias("_probes"))
+    return out.sort("merchant_id"), probes
 
 
 def read_user_file(
@@ -165,8 +166,10 @@ def read_user_file(
             where,
             "use eligible ISO2 codes",
         )
-    df = df.with_columns(sector_of(df["mcc"], sectors)).select(COLUMNS).sort("merchant_id")
-    return df.with_columns(pl.lit(0).alias("_probes"))
+    bad_mcc = df.filter(~pl.col("mcc").is_in(mcc_ref["mcc"].implode()))["mcc"]
+    if len(bad_mcc):
+        raise _err("E_ING_SCHEMA", f"MCC {bad_mcc[0]} is not in ref_mcc", where, "use ISO 18245 MCCs")
+    return df.with_columns(sector_of(df["mcc"], sectors)).select(COLUMNS).sort("merchant_id")
 
 
 def _sealed_user_file(spec: dict[str, Any]) -> Path:
@@ -194,11 +197,10 @@ def run(root: Path, spec: dict[str, Any]) -> None:
     mf = spec["manifest_fingerprint"]
     if spec["extra"]["universe_source"] == "generate":
         key = family_key(policy.universe_seed, spec["parameter_hash"], "ING.merchant")
-        df = generate(policy, sectors, hurdle, countries, macro, key)
+        df, probes = generate(policy, sectors, hurdle, countries, macro, key)
     else:
+        probes = 0
         df = read_user_file(_sealed_user_file(spec), sectors, countries, pl.read_parquet(sealed["ref_mcc"]))
-    probes = int(df["_probes"][0]) if df.height else 0
-    df = df.drop("_probes")
     df = df.select(pl.lit(mf).alias("manifest_fingerprint"), *COLUMNS)
     target = dataset_dir(root, DATASET, mf=mf)
     validate_table(df, dictionary()[DATASET]["schema"], where=str(target), state=STATE, code="E_ING_SCHEMA")
