@@ -184,6 +184,7 @@ class Check(Strict):
     lo: float | None
     hi: float | None
     severity: Literal["REQUIRED", "WARN"]
+    min_support: Annotated[int, Field(ge=1)] | None = None
 
 
 class ReplaySample(Strict):

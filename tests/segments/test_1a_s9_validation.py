@@ -1,0 +1,194 @@
+"""1A.S9: the bundle on the tiny world, RNG accounting recomputed, replay sample, NB z-score, flag rules."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from engine.core.canonical import canonical_json_bytes
+from engine.core.contracts import dataset_file
+from engine.core.errors import ValidationFailed
+from engine.core.gates import FLAG, INDEX, publish_bundle, verify_bundle
+from engine.core.layout import bundle_dir, failed_checks_file
+from engine.core.state import StateContext
+from engine.core.validation import CheckBook, finish_segment, gini, spearman
+from engine.segments.l1.s1a.policy import Validation
+from engine.segments.l1.s1a.s9_validation import nb_rejection_z, replay_sample
+from tests.conftest import shipped_policy, tiny_plan
+
+SEED = 42
+VALIDATION: Validation = shipped_policy("1A", "validation")  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="module")
+def world(tiny_world: Path) -> dict[str, Any]:
+    plan = tiny_plan(tiny_world)
+    mf = plan["1A"].manifest_fingerprint
+    names = ("s1_hurdle", "s2_outlet_count", "s3_open", "s3_candidates", "s4_foreign_count", "s6_foreign_set",
+             "merchant_catalogue")  # fmt: skip
+    out: dict[str, Any] = {n: pl.read_parquet(dataset_file(tiny_world, n, mf=mf, seed=SEED)) for n in names}
+    out["universe"] = pl.read_parquet(
+        dataset_file(tiny_world, "merchant_universe", mf=plan["ING"].manifest_fingerprint)
+    )
+    out["bundle"] = bundle_dir(tiny_world, "1A", SEED, mf)
+    return out
+
+
+def test_checks_cover_the_policy_and_skip_only_below_support(world: dict[str, Any]) -> None:
+    checks = json.loads((world["bundle"] / "checks.json").read_text())
+    by_id = {c["id"]: c for c in checks}
+    assert len(by_id) == len(checks)
+    assert {c.id for c in VALIDATION.checks} <= set(by_id)
+    assert {c["status"] for c in checks} <= {"PASS", "FAIL", "SKIPPED"}
+    realism = [c for c in checks if c["kind"] == "realism"]
+    assert {c["id"] for c in realism} == {c.id for c in VALIDATION.checks}
+    for c in realism:
+        assert c["min_support"] == VALIDATION.min_support
+        assert (c["status"] == "SKIPPED") == (c["support"] < c["min_support"]), c["id"]
+    assert any(c["status"] == "SKIPPED" for c in realism) and any(c["status"] == "PASS" for c in realism)
+    for c in checks:
+        if c["kind"] == "structural":
+            assert c["status"] != "SKIPPED"
+    assert not [c["id"] for c in checks if c["status"] == "FAIL" and c["severity"] == "REQUIRED"]
+    ok, why = verify_bundle(world["bundle"])
+    assert (world["bundle"] / FLAG).is_file() and ok, why
+
+
+def test_realism_values_recompute(world: dict[str, Any]) -> None:
+    realism = json.loads((world["bundle"] / "realism.json").read_text())
+    mc = world["merchant_catalogue"]
+    assert realism["1A.R01"]["value"] == round(float((~mc["is_multi"]).mean()), 9)
+    assert realism["1A.R01"]["support"] == mc.height == world["universe"].height
+    assert realism["1A.R15"]["value"] == round(float((mc["channel"] == "card_not_present").mean()), 9)
+    assert realism["1A.R16b"]["value"] == float(mc["sector"].n_unique())
+
+
+def test_rng_accounting_matches_the_data(world: dict[str, Any]) -> None:
+    doc = json.loads((world["bundle"] / "rng_accounting.json").read_text())
+    expected, recorded = doc["expected"], doc["recorded"]
+    assert set(expected) == set(recorded)
+    for family, want in expected.items():
+        assert {k: recorded[family][k] for k in want} == want, family
+    s1, s2, s4, s6 = (world[n] for n in ("s1_hurdle", "s2_outlet_count", "s4_foreign_count", "s6_foreign_set"))
+    n = world["universe"].height
+    multi = s2.join(s1.filter(pl.col("is_multi")).select("merchant_id"), on="merchant_id", how="semi")
+    assert multi.height == s1["is_multi"].sum() and (multi["attempts"] >= 1).all()
+    drawn = world["s3_open"].filter(pl.col("deny_reason").is_null()).height
+    foreign_cands = world["s3_candidates"].filter(pl.col("candidate_rank") > 0).height
+    assert s6.height == foreign_cands
+    recomputed = {
+        "1A.hurdle": {"draws": n, "blocks": n, "streams": n},
+        "1A.nb": {"streams": int(multi["attempts"].sum()), "blocks": int(multi["blocks"].sum())},
+        "1A.xb_open": {"draws": drawn, "blocks": drawn, "streams": drawn},
+        "1A.ztp": {"streams": int(s4["attempts"].sum())},
+        "1A.gumbel": {"draws": foreign_cands, "blocks": foreign_cands},
+    }
+    for family, want in recomputed.items():
+        assert {k: recorded[family][k] for k in want} == want, family
+    assert recorded["1A.ztp"]["streams"] >= world["s3_open"]["is_open"].sum()
+
+
+def test_replay_sample_takes_lowest_ids() -> None:
+    ids = np.random.default_rng(0).permutation(np.arange(1, 1001, dtype=np.uint64))
+    assert replay_sample(ids, 0.25, 10).tolist() == list(range(1, 251))
+    assert replay_sample(ids, 0.0101, 5).tolist() == list(range(1, 12))  # ceil(10.1) = 11
+    assert replay_sample(ids, 0.001, 7).tolist() == list(range(1, 8))  # min_rows wins
+    assert replay_sample(ids[:5], 0.5, 100).tolist() == sorted(ids[:5].tolist())  # never more than n
+
+
+def _nb_frame(attempts: np.ndarray, mu: float = 5.0, phi: float = 1.6) -> pl.DataFrame:
+    n = attempts.size
+    return pl.DataFrame(
+        {
+            "mu": np.full(n, mu),
+            "phi": np.full(n, phi),
+            "attempts": pl.Series(attempts, dtype=pl.UInt16),
+        }
+    )
+
+
+def test_nb_rejection_z() -> None:
+    mu, phi, n = 5.0, 1.6, 1000
+    q = stats.nbinom(phi, phi / (phi + mu)).cdf(1)  # P(K < 2)
+    per_row = q / (1.0 - q)
+    rejections = round(n * per_row)
+    attempts = np.ones(n, dtype=np.int64)
+    attempts[:rejections] = 2
+    single = np.zeros(50, dtype=np.int64)  # single-site rows (attempts 0) are not NB draws
+    z, support = nb_rejection_z(_nb_frame(np.concatenate([attempts, single]), mu, phi))
+    assert support == n
+    sd = math.sqrt(n * q / (1.0 - q) ** 2)
+    assert z == pytest.approx((rejections - n * per_row) / sd, abs=1e-9)
+    assert abs(z) < 0.1
+    z_bad, _ = nb_rejection_z(_nb_frame(np.full(n, 5), mu, phi))
+    assert z_bad == pytest.approx((4 * n - n * per_row) / sd, rel=1e-9)
+    assert z_bad > 50
+
+
+def test_gini_and_spearman_exact() -> None:
+    assert gini(np.array([1, 1, 1, 1])) == 0.0
+    assert gini(np.array([0, 0, 0, 1])) == 0.75
+    assert gini(np.array([1, 0, 0, 0])) == 0.75  # order-free
+    a = np.array([1.0, 2.0, 5.0, 9.0, 10.0])
+    assert spearman(a, a**2) == pytest.approx(1.0, abs=1e-15)
+    assert spearman(a, -a) == pytest.approx(-1.0, abs=1e-15)
+    assert math.isnan(spearman(a, np.full(5, 3.0)))
+
+
+def _book() -> CheckBook:
+    book = CheckBook()
+    book.structural("s.ok", True)
+    book.realism("X.R01", "m", 0.5, 200, 0.0, 1.0, "REQUIRED", 150)
+    book.realism("X.R02", "m", 2.0, 200, 0.0, 1.0, "WARN", 150)  # fails, but only warns
+    book.realism("X.R03", "m", 2.0, 10, 0.0, 1.0, "REQUIRED", 150)  # out of band, too little support
+    return book
+
+
+def test_checkbook_statuses_and_failed_required() -> None:
+    book = _book()
+    assert [c["status"] for c in book.checks] == ["PASS", "PASS", "FAIL", "SKIPPED"]
+    assert book.failed_required() == []
+    book.realism("X.R04", "m", float("nan"), 200, 0.0, 1.0, "REQUIRED", 150)
+    book.realism("X.R05", "m", -1.0, 200, 0.0, None, "REQUIRED", 150)
+    book.structural("s.bad", False, code="E_X")
+    assert book.failed_required() == ["X.R04", "X.R05", "s.bad"]
+
+
+def test_publish_bundle_flag_only_when_passed(tmp_path: Path) -> None:
+    files = {"checks.json": (canonical_json_bytes([{"id": "x"}]), "checks")}
+    failed = tmp_path / "failed"
+    publish_bundle(failed, files, passed=False, state="test")
+    assert (failed / INDEX).is_file() and (failed / "checks.json").is_file()
+    assert not (failed / FLAG).exists()
+    assert verify_bundle(failed) == (False, "no _passed.flag (validation did not pass)")
+    passed = tmp_path / "passed"
+    digest = publish_bundle(passed, files, passed=True, state="test")
+    assert (passed / FLAG).read_text() == f"sha256_hex = {digest}\n"
+    assert verify_bundle(passed) == (True, "PASS")
+
+
+def test_failing_required_check_withholds_the_flag(tmp_path: Path) -> None:
+    finished: list[bool] = []
+    stub = SimpleNamespace(
+        root=tmp_path, segment="1A", seed=SEED, mf="c" * 64, state="1A.S9", facts={},
+        finish=lambda: finished.append(True),
+    )  # fmt: skip
+    book = _book()
+    book.realism("X.R09", "m", 5.0, 500, 0.0, 1.0, "REQUIRED", 150)
+    evidence = {"rng_accounting": {}, "state_reports": {}}
+    with pytest.raises(ValidationFailed) as err:
+        finish_segment(cast(StateContext, stub), book, evidence)
+    assert err.value.code == "E_VALIDATION_FAILED" and err.value.failed == ["X.R09"]
+    bundle = bundle_dir(tmp_path, "1A", SEED, "c" * 64)
+    assert (bundle / "checks.json").is_file() and not (bundle / FLAG).exists()
+    assert json.loads(failed_checks_file(tmp_path, "1A", SEED, "c" * 64).read_text()) == book.checks
+    assert finished == [True]
+    assert stub.facts["checks"] == {"PASS": 2, "FAIL": 2, "SKIPPED": 1}
