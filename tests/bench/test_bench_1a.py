@@ -20,7 +20,17 @@ pytestmark = pytest.mark.bench
 @pytest.mark.parametrize("preset", ["tiny", "default", "large"])
 def test_bench_seg1a(preset: str, tmp_path: Path) -> None:
     root = tmp_path / preset
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "seg1A", "--config", f"preset={preset}", f"output_root={root}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "seg1A",
+        "--config",
+        f"preset={preset}",
+        f"output_root={root}",
+    ]
     start = time.perf_counter()
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - start

@@ -163,3 +163,15 @@ def test_killed_run_leaves_no_partial_partition_and_rerun_matches(tiny_world: Pa
     assert not list(root.rglob(".tmp-*"))  # the stale temp was cleaned
     assert digests(root) == digests(tiny_world)
     shutil.rmtree(root)
+
+
+def test_dry_run_plans_every_state_and_writes_no_data(tmp_path: Path) -> None:
+    root = tmp_path / "plan"
+    res = snakemake(root, "-n")
+    assert res.returncode == 0, res.stderr[-4000:]
+    from engine.states import STATES
+
+    for sdef in STATES.values():
+        rule = "ingress_merchant_universe" if sdef.id == "ING" else f"seg{sdef.segment}_{sdef.name}"
+        assert f"rule {rule}:" in res.stdout + res.stderr
+    assert not (root / "data").exists()

@@ -100,7 +100,12 @@ def test_ranks_order_source_then_weight_then_iso2() -> None:
 
 def test_market_table_eligible_shares() -> None:
     countries = pl.DataFrame(
-        {"iso2": ["AA", "BB", "CC"], "region": ["r"] * 3, "subregion": ["s"] * 3, "eligible": [True, False, True]}
+        {
+            "iso2": ["AA", "BB", "CC"],
+            "region": ["r"] * 3,
+            "subregion": ["s"] * 3,
+            "eligible": [True, False, True],
+        }
     )
     macro = pl.DataFrame({"iso2": ["AA", "BB", "CC"], "gdp_usd": [3.0, 100.0, 1.0]})
     out = market_table(countries, macro)
@@ -167,7 +172,9 @@ def test_denied_merchants_are_never_open(world: dict[str, pl.DataFrame], tiny_wo
     deny_home = o["home_country_iso"].is_in(policy.deny_home)
     deny_cnp = (o["channel"] == "card_not_present") & o["mcc"].is_in(policy.deny_cnp_mcc)
     assert (o["deny_reason"] == "deny_home").fill_null(False).to_list() == deny_home.to_list()
-    assert (o["deny_reason"] == "deny_cnp_mcc").fill_null(False).to_list() == (deny_cnp & ~deny_home).to_list()
+    assert (o["deny_reason"] == "deny_cnp_mcc").fill_null(False).to_list() == (
+        deny_cnp & ~deny_home
+    ).to_list()
 
 
 def test_open_draw_replays(world: dict[str, pl.DataFrame], tiny_world: Path) -> None:
@@ -205,13 +212,15 @@ def test_candidates_home_once_contiguous_ranks(world: dict[str, pl.DataFrame]) -
 
 
 def test_candidates_recompute_from_the_ladder(world: dict[str, pl.DataFrame], tiny_world: Path) -> None:
-    ladder = Ladder(market_table(world["ref_countries"], world["ref_country_macro"]), _sealed_crossborder(tiny_world))
+    ladder = Ladder(
+        market_table(world["ref_countries"], world["ref_country_macro"]), _sealed_crossborder(tiny_world)
+    )
     cands = world["s3_candidates"].sort(["merchant_id", "candidate_rank"])
     opened = (
         world["s3_open"]
         .filter(pl.col("is_open"))
-        .join(world["s2_outlet_count"], on="merchant_id")
-        .join(world["universe"], on="merchant_id")
+        .join(world["s2_outlet_count"].select("merchant_id", "n_outlets"), on="merchant_id")
+        .join(world["universe"].select("merchant_id", "home_country_iso"), on="merchant_id")
     )
     for mid, home, n in opened.select("merchant_id", "home_country_iso", "n_outlets").iter_rows():
         got = cands.filter(pl.col("merchant_id") == mid).select("country_iso", "source", "market_weight")

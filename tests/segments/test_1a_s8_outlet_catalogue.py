@@ -76,7 +76,8 @@ def test_single_site_merchants_have_one_home_row(world: dict[str, pl.DataFrame])
 
 def test_site_id_is_the_plain_hash(world: dict[str, pl.DataFrame], tiny_world: Path) -> None:
     oc = world["outlet_catalogue"]
-    want = [hid("site", int(m), c, int(o)) for m, c, o in oc.select("merchant_id", "legal_country_iso", "site_order").iter_rows()]  # fmt: skip
+    keys = oc.select("merchant_id", "legal_country_iso", "site_order").iter_rows()
+    want = [hid("site", int(m), c, int(o)) for m, c, o in keys]
     assert oc["site_id"].to_list() == want
     assert oc["site_id"].to_list() == sorted(want)  # published in PK order
     mf = tiny_plan(tiny_world)["1A"].manifest_fingerprint
@@ -93,7 +94,9 @@ def test_rows_carry_home_and_candidate_rank(world: dict[str, pl.DataFrame]) -> N
     assert (home_rows["candidate_rank"] == 0).all()
     foreign = oc.filter(pl.col("legal_country_iso") != pl.col("home_country_iso")).join(
         world["s3_candidates"].select(
-            "merchant_id", pl.col("country_iso").alias("legal_country_iso"), pl.col("candidate_rank").alias("r")
+            "merchant_id",
+            pl.col("country_iso").alias("legal_country_iso"),
+            pl.col("candidate_rank").alias("r"),
         ),
         on=["merchant_id", "legal_country_iso"],
         how="left",
@@ -112,10 +115,12 @@ def test_merchant_catalogue(world: dict[str, pl.DataFrame]) -> None:
     j = mc.join(countries, on="merchant_id")
     assert j.height == mc.height and (j["n_countries"] == j["k"]).all()
     assert (mc["n_countries"] > 1).any()
-    ccy = world["ref_currencies"].select(pl.col("iso2").alias("home_country_iso"), pl.col("currency").alias("c"))
+    ccy = world["ref_currencies"].select(
+        pl.col("iso2").alias("home_country_iso"), pl.col("currency").alias("c")
+    )
     jc = mc.join(ccy, on="home_country_iso", how="left")
     assert jc["c"].null_count() == 0 and (jc["currency"] == jc["c"]).all()
-    s = mc.join(world["s1_hurdle"].select("merchant_id", pl.col("is_multi").alias("m")), on="merchant_id").join(
-        world["s2_outlet_count"].select("merchant_id", "n_outlets"), on="merchant_id"
-    )
+    s = mc.join(
+        world["s1_hurdle"].select("merchant_id", pl.col("is_multi").alias("m")), on="merchant_id"
+    ).join(world["s2_outlet_count"].select("merchant_id", "n_outlets"), on="merchant_id")
     assert (s["is_multi"] == s["m"]).all() and (s["n_outlets_total"] == s["n_outlets"]).all()

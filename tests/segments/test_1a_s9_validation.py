@@ -77,7 +77,9 @@ def test_rng_accounting_matches_the_data(world: dict[str, Any]) -> None:
     assert set(expected) == set(recorded)
     for family, want in expected.items():
         assert {k: recorded[family][k] for k in want} == want, family
-    s1, s2, s4, s6 = (world[n] for n in ("s1_hurdle", "s2_outlet_count", "s4_foreign_count", "s6_foreign_set"))
+    s1, s2, s4, s6 = (
+        world[n] for n in ("s1_hurdle", "s2_outlet_count", "s4_foreign_count", "s6_foreign_set")
+    )
     n = world["universe"].height
     multi = s2.join(s1.filter(pl.col("is_multi")).select("merchant_id"), on="merchant_id", how="semi")
     assert multi.height == s1["is_multi"].sum() and (multi["attempts"] >= 1).all()
