@@ -225,3 +225,13 @@ def test_candidates_recompute_from_the_ladder(world: dict[str, pl.DataFrame], ti
     for mid, home, n in opened.select("merchant_id", "home_country_iso", "n_outlets").iter_rows():
         got = cands.filter(pl.col("merchant_id") == mid).select("country_iso", "source", "market_weight")
         assert tuple(got.iter_rows()) == ladder.list_for(home, ladder.tier(n))
+
+
+def test_hubs_count_only_countries_not_already_picked() -> None:
+    """'+ k hubs' adds k hub countries: a hub already taken as REGIONAL does not use up a hub slot."""
+    policy = POLICY.model_copy(update={"hubs": ["DE", "PL", "CZ"]})
+    tier = policy.ladder[1].model_copy(update={"region_top": 1, "hubs": 2})
+    policy = policy.model_copy(update={"ladder": [policy.ladder[0], tier, policy.ladder[2]]})
+    got = Ladder(MARKET, policy).list_for("GB", 1)
+    # region Europe without GB: DE is REGIONAL (top 1); the hubs then add PL and CZ, not DE again
+    assert got == _expect("GB", [("DE", "REGIONAL"), ("PL", "HUB"), ("CZ", "HUB")])

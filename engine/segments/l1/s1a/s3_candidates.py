@@ -40,25 +40,24 @@ class Ladder:
     def tier(self, n: int) -> int:
         return int(np.searchsorted([t.n_min for t in self.policy.ladder], n, side="right") - 1)
 
-    def _top(self, pool: list[str], k: int, home: str) -> list[str]:
-        deny = set(self.policy.deny_dest)
-        return [c for c in pool if c != home and c not in deny][:k]
-
     def _build(self, home: str, tier_idx: int) -> tuple[tuple[str, str, float], ...]:
+        """Sources in order REGIONAL → HUB → GLOBAL; each "top k" counts only countries not yet picked,
+        so "+ 3 hubs" always adds three hub countries (home and deny_dest excluded throughout)."""
         tier: LadderTier = self.policy.ladder[tier_idx]
         sub = [c for c in self.by_size if self.subregion[c] == self.subregion.get(home)]
         reg = [c for c in self.by_size if self.region[c] == self.region.get(home)]
         hubs = [c for c in self.policy.hubs if c in self.weight]
-        picks = [
-            *((c, "REGIONAL") for c in self._top(sub, tier.subregion_top, home)),
-            *((c, "REGIONAL") for c in self._top(reg, tier.region_top, home)),
-            *((c, "HUB") for c in self._top(hubs, tier.hubs, home)),
-            *((c, "GLOBAL") for c in self._top(self.by_size, tier.global_top, home)),
-        ]
-        seen: dict[str, str] = {}
-        for country, source in picks:
-            seen.setdefault(country, source)
-        ranked = sorted(seen.items(), key=lambda cs: (SOURCE_ORDER[cs[1]], -self.weight[cs[0]], cs[0]))
+        picked: dict[str, str] = {}
+        blocked = {home, *self.policy.deny_dest}
+        for pool, k, source in (
+            (sub, tier.subregion_top, "REGIONAL"),
+            (reg, tier.region_top, "REGIONAL"),
+            (hubs, tier.hubs, "HUB"),
+            (self.by_size, tier.global_top, "GLOBAL"),
+        ):
+            for country in [c for c in pool if c not in blocked and c not in picked][:k]:
+                picked[country] = source
+        ranked = sorted(picked.items(), key=lambda cs: (SOURCE_ORDER[cs[1]], -self.weight[cs[0]], cs[0]))
         ranked = ranked[: self.policy.max_candidates]
         return ((home, "HOME", self.weight[home]), *((c, s, self.weight[c]) for c, s in ranked))
 
