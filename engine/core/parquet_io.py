@@ -13,10 +13,14 @@ COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
 
 
-def write_parquet(df: pl.DataFrame | pa.Table, path: Path) -> None:
-    """Write one Parquet file with the engine's fixed settings (no pandas or polars metadata)."""
+def write_parquet(df: pl.DataFrame | pa.Table, path: Path, *, metadata: dict[str, str] | None = None) -> None:
+    """Write one Parquet file with the engine's fixed settings.
+
+    Schema metadata is dropped (pandas/polars write version-dependent blobs) and replaced by `metadata` only,
+    e.g. the GeoParquet `geo` key, which the caller must build deterministically.
+    """
     table = df.to_arrow() if isinstance(df, pl.DataFrame) else df
-    table = table.replace_schema_metadata(None)
+    table = table.replace_schema_metadata(metadata)
     pq.write_table(
         table,
         path,
