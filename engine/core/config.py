@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.core.errors import EngineError
+from engine.core.horizon import Horizon
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ("tiny", "default", "large")
@@ -31,6 +32,7 @@ class RunConfig(BaseModel):
     shards: Annotated[int, Field(ge=1, le=4096)] = 1
     scenarios: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]] = Field(min_length=1)
     merchant_universe: UniverseSource = UniverseSource()
+    horizon: Horizon
     policy_overrides: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
 
 

@@ -116,6 +116,7 @@ def _check_column(series: pl.Series, spec: dict[str, Any]) -> str | None:
         ("minimum", lambda b: values < b, "below minimum"),
         ("maximum", lambda b: values > b, "above maximum"),
         ("exclusiveMinimum", lambda b: values <= b, "not above exclusiveMinimum"),
+        ("exclusiveMaximum", lambda b: values >= b, "not below exclusiveMaximum"),
     )
     for key, bad, label in checks:
         if key in spec:

@@ -16,6 +16,7 @@ FLAG = "_passed.flag"
 INDEX = "index.json"
 SEALED = "sealed_inputs.json"
 RECEIPT = "s0_gate_receipt.json"
+UPSTREAM = "sealed_upstream.json"
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class SealedInput:
 class SealedInputs:
     """The segment's sealed-inputs list; every read is digest-checked against it."""
 
-    def __init__(self, root: Path, seg: str, mf: str, state: str) -> None:
+    def __init__(self, root: Path, seg: str, mf: str, state: str, seed: int | None = None) -> None:
         self.root, self.seg, self.mf, self.state = root, seg, mf, state
         path = gate_dir(root, seg, mf) / SEALED
         if not path.is_file():
@@ -43,6 +44,11 @@ class SealedInputs:
         doc = json.loads(path.read_text())
         self.doc = doc
         self.inputs = {i["id"]: SealedInput(**i) for i in doc["inputs"]}
+        upstream = gate_dir(root, seg, mf, seed) / UPSTREAM if seed is not None else None
+        if upstream is not None and upstream.is_file():  # this seed's upstream datasets, sealed by S0
+            self.inputs.update(
+                {i["id"]: SealedInput(**i) for i in json.loads(upstream.read_text())["inputs"]}
+            )
         self._verified: set[str] = set()
 
     @property

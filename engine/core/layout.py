@@ -11,8 +11,12 @@ def seg_dir(root: Path, seg: str) -> Path:
     return root / "data" / f"layer{LAYER[seg]}" / seg
 
 
-def gate_dir(root: Path, seg: str, mf: str) -> Path:
-    return seg_dir(root, seg) / "gate" / f"manifest_fingerprint={mf}"
+def gate_dir(root: Path, seg: str, mf: str, seed: int | str | None = None) -> Path:
+    """Seed-free gate files (receipt, sealed inputs); with a seed, that seed's sealed_upstream.json."""
+    base = seg_dir(root, seg) / "gate"
+    if seed is not None:
+        base = base / f"seed={seed}"
+    return base / f"manifest_fingerprint={mf}"
 
 
 def bundle_dir(root: Path, seg: str, seed: int, mf: str) -> Path:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine import CONTRACT_VERSION
 from engine.core.canonical import sha256_hex
 from engine.core.config import RunConfig
@@ -17,7 +19,7 @@ from engine.core.digest_cache import DigestCache
 from engine.core.errors import EngineError
 from engine.core.identity import manifest_fingerprint, parameter_hash
 from engine.core.policy import resolve_policy
-from engine.refdata.registry import recipe_id
+from engine.refdata.registry import recipe, recipe_id
 
 # (segment, policy files it seals as (owning segment, name), references it seals, upstream segments)
 SEGMENTS: dict[str, dict[str, Any]] = {
@@ -36,6 +38,24 @@ SEGMENTS: dict[str, dict[str, Any]] = {
         ],
         "references": ["ref_countries", "ref_country_macro", "ref_currencies", "ref_mcc"],
         "upstream": ["ING"],
+    },
+    "1B": {
+        "policies": [("1B", "tiles"), ("1B", "tile_weights"), ("1B", "placement"), ("1B", "validation")],
+        # the population raster is named by the resolved tiles policy (its resolution is a preset choice)
+        "references": ["ref_country_polygons", "ref_countries", "ref_cities", "@raster"],
+        "upstream": ["1A"],
+        "per_seed_upstream": True,
+    },
+    "2A": {
+        "policies": [
+            ("2A", "tz_resolution"),
+            ("2A", "tz_overrides"),
+            ("CFG", "horizon"),
+            ("2A", "validation"),
+        ],
+        "references": ["ref_tz_polygons", "ref_tz_country", "ref_tzdb", "ref_countries"],
+        "upstream": ["1A", "1B"],
+        "per_seed_upstream": True,
     },
 }
 
@@ -63,6 +83,7 @@ class PolicyFile:
 class Reference:
     name: str
     recipe_id: str
+    filename: str
 
     @property
     def reldir(self) -> str:
@@ -70,7 +91,7 @@ class Reference:
 
     @property
     def relpath(self) -> str:
-        return f"{self.reldir}/{self.name}.parquet"
+        return f"{self.reldir}/{self.filename}"
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,7 @@ class SegmentPlan:
     manifest_fingerprint: str
     extra: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
         """What the segment's S0 needs to seal and to recompute the identity."""
@@ -98,6 +120,7 @@ class SegmentPlan:
             "segment": self.segment,
             "upstream": self.upstream,
             **self.files,
+            **({"seeds": self.seeds} if self.seeds else {}),
         }
 
 
@@ -117,15 +140,23 @@ def _universe_extra(cfg: RunConfig, cache: DigestCache) -> dict[str, str]:
     return {"universe_source": "file", "universe_sha256": cache.digest(path)}
 
 
+def _raster_name(policies: tuple[PolicyFile, ...]) -> str:
+    tiles = next(p for p in policies if p.key == "1B/tiles.yaml")
+    return str(yaml.safe_load(tiles.data)["raster"])
+
+
 def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, SegmentPlan]:
     """Resolve every segment in dependency order; a policy change moves only its segment and later ones."""
     cache = cache or DigestCache()
     plans: dict[str, SegmentPlan] = {}
     for seg, spec in SEGMENTS.items():
+        config_docs = {"horizon": cfg.horizon.as_policy()}
         policies = tuple(
-            PolicyFile(s, n, resolve_policy(s, n, cfg.policy_overrides)) for s, n in spec["policies"]
+            PolicyFile(s, n, resolve_policy(s, n, cfg.policy_overrides, config_docs))
+            for s, n in spec["policies"]
         )
-        refs = tuple(Reference(name, recipe_id(name)) for name in spec["references"])
+        names = [_raster_name(policies) if name == "@raster" else name for name in spec["references"]]
+        refs = tuple(Reference(name, recipe_id(name), recipe(name).filename) for name in names)
         ph = parameter_hash({p.key: p.data for p in policies})
         upstream = {u: plans[u].manifest_fingerprint for u in spec["upstream"]}
         extra = _universe_extra(cfg, cache) if seg == "ING" else {}
@@ -142,5 +173,6 @@ def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, Se
             contract_version=CONTRACT_VERSION,
             extra=extra,
         )
-        plans[seg] = SegmentPlan(seg, policies, refs, upstream, ph, mf, extra, files)
+        seeds = list(cfg.seeds) if spec.get("per_seed_upstream") else []
+        plans[seg] = SegmentPlan(seg, policies, refs, upstream, ph, mf, extra, files, seeds)
     return plans

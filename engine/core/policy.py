@@ -18,10 +18,20 @@ from pydantic import BaseModel, ValidationError
 from engine.core.config import REPO_ROOT, deep_merge
 from engine.core.contracts import BASE_URI, CONTRACTS_DIR, registry
 from engine.core.errors import EngineError
+from engine.core.horizon import POLICIES as CFG_POLICIES
 from engine.segments.l1.ingress.policy import POLICIES as ING_POLICIES
 from engine.segments.l1.s1a.policy import POLICIES as S1A_POLICIES
+from engine.segments.l1.s1b.policy import POLICIES as S1B_POLICIES
+from engine.segments.l1.s2a.policy import POLICIES as S2A_POLICIES
 
-MODELS: dict[str, dict[str, type[BaseModel]]] = {"ING": ING_POLICIES, "1A": S1A_POLICIES}
+# "CFG" policies are not shipped files: they are resolved from the run config itself (the horizon)
+MODELS: dict[str, dict[str, type[BaseModel]]] = {
+    "CFG": CFG_POLICIES,
+    "ING": ING_POLICIES,
+    "1A": S1A_POLICIES,
+    "1B": S1B_POLICIES,
+    "2A": S2A_POLICIES,
+}
 POLICY_DIR = REPO_ROOT / "config" / "policies"
 
 
@@ -80,11 +90,16 @@ def dump_policy(doc: Any) -> bytes:
     return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, allow_unicode=True).encode("utf-8")
 
 
-def resolve_policy(seg: str, name: str, overrides: dict[str, dict[str, dict[str, Any]]]) -> bytes:
-    """Shipped policy + run-config overrides, validated; returns the bytes to seal."""
-    source = POLICY_DIR / seg / f"{name}.yaml"
-    doc = deep_merge(yaml.safe_load(source.read_text()), overrides.get(seg, {}).get(name, {}))
-    label = f"config/policies/{seg}/{name}.yaml (+ policy_overrides)"
+def resolve_policy(
+    seg: str, name: str, overrides: dict[str, dict[str, dict[str, Any]]], config_docs: dict[str, Any]
+) -> bytes:
+    """Shipped policy (or, for CFG, the run config's own value) + overrides, validated; the bytes to seal."""
+    if seg == "CFG":
+        doc, label = config_docs[name], f"config field {name}"
+    else:
+        source = POLICY_DIR / seg / f"{name}.yaml"
+        doc = deep_merge(yaml.safe_load(source.read_text()), overrides.get(seg, {}).get(name, {}))
+        label = f"config/policies/{seg}/{name}.yaml (+ policy_overrides)"
     validate_policy(seg, name, doc, source=label, state="config")
     return dump_policy(doc)
 

@@ -123,3 +123,56 @@ def write_gate(
     }
     publish_bytes(gdir / RECEIPT, canonical_json_bytes(receipt), state=state)
     return gdir
+
+
+def _bundle_output_digests(bundle: Path) -> dict[str, str]:
+    """dataset → sha256 of every output the bundle's state reports vouch for."""
+    reports = json.loads((bundle / "state_reports.json").read_text())
+    return {o["dataset"]: o["sha256"] for doc in reports.values() for o in doc.get("outputs", [])}
+
+
+def seal_upstream(
+    root: Path, spec: dict[str, Any], seeds: list[int], datasets: dict[str, list[str]], state: str
+) -> None:
+    """Per seed: verify every upstream segment's flag (no PASS, no read), digest the upstream datasets
+    this segment reads, and publish gate/seed=…/…/sealed_upstream.json."""
+    from engine.core.contracts import dataset_file, dictionary
+    from engine.core.gates import UPSTREAM, require_passed
+    from engine.core.layout import bundle_dir
+
+    seg, mf = spec["segment"], spec["manifest_fingerprint"]
+    for seed in seeds:
+        flags, inputs = {}, []
+        for up, names in sorted(datasets.items()):
+            up_mf = spec["upstream"][up]
+            bundle = bundle_dir(root, up, seed, up_mf)
+            flags[up] = require_passed(bundle, upstream=up, state=state)
+            passed = _bundle_output_digests(bundle)
+            for name in names:
+                seeded = "{seed}" in dictionary()[name]["path"]
+                path = dataset_file(root, name, mf=up_mf, seed=seed if seeded else None)
+                digest = sha256_file(path)
+                if passed.get(name) != digest:
+                    raise EngineError(
+                        "E_SEALED_INPUT_DIGEST_MISMATCH",
+                        f"{name} differs from the bytes {up}'s validation passed",
+                        where=str(path),
+                        fix=f"delete the partition and rerun seg{up} so it is rebuilt and revalidated",
+                        state=state,
+                    )
+                inputs.append(
+                    {
+                        "id": name,
+                        "kind": "upstream_dataset",
+                        "path": str(path.relative_to(root)),
+                        "sha256": digest,
+                    }
+                )
+        doc = {
+            "flags": flags,
+            "inputs": sorted(inputs, key=lambda i: i["id"]),
+            "manifest_fingerprint": mf,
+            "seed": seed,
+            "segment": seg,
+        }
+        publish_bytes(gate_dir(root, seg, mf, seed) / UPSTREAM, canonical_json_bytes(doc), state=state)

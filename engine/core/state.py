@@ -50,7 +50,7 @@ class StateContext:
     run_id: str = field(default_factory=new_run_id)
 
     def __post_init__(self) -> None:
-        self.sealed = SealedInputs(self.root, self.segment, self.mf, self.state)
+        self.sealed = SealedInputs(self.root, self.segment, self.mf, self.state, self.seed)
 
     # --- reading -------------------------------------------------------------------------------------
     def policy(self, key: str) -> Any:

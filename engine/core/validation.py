@@ -109,6 +109,10 @@ def finish_segment(ctx: StateContext, book: CheckBook, evidence: dict[str, Any])
         "realism.json": (canonical_json_bytes(realism), "realism"),
         "rng_accounting.json": (canonical_json_bytes(evidence["rng_accounting"]), "rng_accounting"),
         "state_reports.json": (canonical_json_bytes(evidence["state_reports"]), "state_reports"),
+        **{
+            f"{name}.json": (canonical_json_bytes(doc), name)
+            for name, doc in evidence.get("extra", {}).items()
+        },
     }
     target = bundle_dir(ctx.root, ctx.segment, ctx.seed, ctx.mf)
     publish_bundle(target, files, passed=not failed, state=ctx.state)

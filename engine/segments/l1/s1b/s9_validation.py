@@ -1,0 +1,188 @@
+"""1B.S9 — re-validate 1B: contracts, coverage, points inside countries, RNG accounting, spatial realism."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import shapely
+from scipy import stats
+
+from engine.core.contracts import dictionary, validate_table
+from engine.core.state import StateContext
+from engine.core.validation import CheckBook, finish_segment
+from engine.segments.l1.s1a.policy import Validation
+from engine.segments.l1.s1b.geo import CountryShapes
+
+SEEDED = ["s3_requirements", "s5_site_tile", "s6_site_jitter", "s7_site_synthesis", "site_locations"]
+SEED_FREE = ["tile_index", "tile_weights", "tile_sampler"]
+PRODUCERS = {
+    "1B.S1": True,
+    "1B.S2": True,
+    "1B.S3": False,
+    "1B.S4": True,
+    "1B.S5": False,
+    "1B.S6": False,
+    "1B.S7": False,
+    "1B.S8": False,
+}
+KM_PER_DEG = 111.32
+
+
+def tile_chi2_p(sites: pl.DataFrame, weights: pl.DataFrame, bins: int = 10) -> float:
+    """χ² of tile draws over bins of cumulative weight (tiles in tile_id order); expected = bin mass."""
+    w = weights.sort("tile_id")
+    cum = np.cumsum(w["weight"].to_numpy()) - w["weight"].to_numpy()
+    tile_bin = dict(
+        zip(w["tile_id"].to_list(), np.minimum((cum * bins).astype(int), bins - 1).tolist(), strict=True)
+    )
+    mass = np.bincount(list(tile_bin.values()), weights=w["weight"].to_numpy(), minlength=bins)
+    observed = np.bincount([tile_bin[t] for t in sites["tile_id"].to_list()], minlength=bins)
+    n = sites.height
+    keep = mass > 0
+    expected = n * mass[keep]
+    chi2 = float(((observed[keep] - expected) ** 2 / expected).sum())
+    return float(stats.chi2.sf(chi2, max(1, int(keep.sum()) - 1)))
+
+
+def stripe_z(sites: pl.DataFrame, weights: pl.DataFrame, index: pl.DataFrame) -> float:
+    """max over raster rows of (obs − n·p)/√(n·p(1−p)+1)."""
+    rows = (
+        weights.join(index.select("tile_id", "row"), on="tile_id").group_by("row").agg(pl.col("weight").sum())
+    )
+    obs = sites.group_by("raster_row").len("obs").rename({"raster_row": "row"})
+    table = rows.join(obs, on="row", how="left").with_columns(pl.col("obs").fill_null(0))
+    n = sites.height
+    p = table["weight"].to_numpy()
+    z = (table["obs"].to_numpy() - n * p) / np.sqrt(n * p * (1 - p) + 1.0)
+    return float(z.max())
+
+
+def distinct_ratio(sites: pl.DataFrame, weights: pl.DataFrame) -> tuple[float, float]:
+    """(distinct tiles used, expected distinct tiles under weighted sampling with n draws)."""
+    n = sites.height
+    expected = float((1.0 - (1.0 - weights["weight"].to_numpy()) ** n).sum())
+    return float(sites["tile_id"].n_unique()), expected
+
+
+def realism(ctx: StateContext, t: dict[str, pl.DataFrame], book: CheckBook, val: Validation) -> None:
+    syn = t["s7_site_synthesis"]
+    shapes = CountryShapes(ctx.sealed_table("ref_country_polygons"))
+    inside = np.zeros(syn.height, dtype=bool)
+    for (iso2,), grp in syn.with_row_index("_i").group_by(["legal_country_iso"]):
+        ok = shapely.contains_xy(shapes.union(iso2), grp["lon_deg"].to_numpy(), grp["lat_deg"].to_numpy())
+        inside[grp["_i"].to_numpy()] = ok
+    n = syn.height
+    min_p, max_z, used, expected = 1.0, -np.inf, 0.0, 0.0
+    chi_support = stripe_support = used_support = 0
+    weights, index = t["tile_weights"], t["tile_index"]
+    for (iso2,), grp in syn.group_by(["legal_country_iso"]):
+        w = weights.filter(pl.col("country_iso") == iso2)
+        if grp.height >= 200:
+            min_p, chi_support = min(min_p, tile_chi2_p(grp, w)), chi_support + grp.height
+        if grp.height >= 50:
+            idx = index.filter(pl.col("country_iso") == iso2)
+            max_z, stripe_support = max(max_z, stripe_z(grp, w, idx)), stripe_support + grp.height
+        if grp.height >= 100:
+            u, e = distinct_ratio(grp, w)
+            used, expected, used_support = used + u, expected + e, used_support + grp.height
+    tiles = ctx.policy("1B/tiles.yaml")
+    res = float(index["lon_max"][0] - index["lon_min"][0]) if index.height else 0.0
+    edge_km = res * KM_PER_DEG
+    dist = syn["dist_city_km"].to_numpy()
+    pop = syn.join(
+        weights.select(pl.col("country_iso").alias("legal_country_iso"), "tile_id", "pop"),
+        on=["legal_country_iso", "tile_id"],
+        how="left",
+    )
+    legal = set(syn["legal_country_iso"].to_list())
+    uniform = weights.filter((pl.col("basis") == "UNIFORM") & pl.col("country_iso").is_in(list(legal)))
+    coords = syn.select(pl.col("lat_deg").round(5), pl.col("lon_deg").round(5)).unique().height
+    metrics: dict[str, tuple[float, int]] = {
+        "inside_country_share": (float(inside.mean()) if n else 1.0, n),
+        "fallback_share": (float((syn["placement"] == "FALLBACK").mean()) if n else 0.0, n),
+        "min_tile_chi2_p": (min_p, chi_support),
+        "max_stripe_z": (max_z if stripe_support else float("nan"), stripe_support),
+        "populated_cells_used_ratio": (used / expected if expected else float("nan"), used_support),
+        "unique_coord_share": (coords / n if n else 1.0, n),
+        "median_city_km_excess": (float(np.median(dist)) - max(20.0, 0.75 * edge_km) if n else 0.0, n),
+        "p90_city_km_excess": (float(np.quantile(dist, 0.9)) - max(80.0, 3.0 * edge_km) if n else 0.0, n),
+        "populated_tile_share": (float((pop["pop"] > 0).mean()) if n else 1.0, n),
+        "uniform_basis_countries": (float(uniform["country_iso"].n_unique()), len(legal)),
+    }
+    ctx.facts["raster"] = tiles.raster
+    for check in val.checks:
+        value, support = metrics[check.metric]
+        min_support = check.min_support or val.min_support
+        book.realism(check.id, check.metric, value, support, check.lo, check.hi, check.severity, min_support)
+
+
+def run(ctx: StateContext) -> None:
+    val: Validation = ctx.policy("1B/validation.yaml")
+    t = {name: ctx.read(name) for name in SEEDED} | {
+        name: ctx.read(name, seed_free=True) for name in SEED_FREE
+    }
+    book = CheckBook()
+    for name, df in t.items():
+        book.guarded(
+            f"schema.{name}",
+            lambda df=df, name=name: validate_table(
+                df, dictionary()[name]["schema"], where=name, state=ctx.state
+            ),
+        )
+    outlets = ctx.sealed_table("outlet_catalogue")
+    loc = t["site_locations"]
+    book.structural(
+        "coverage.site_locations",
+        loc.height == outlets.height and loc.join(outlets, on="site_id", how="anti").height == 0,
+        code="E_1B_COVERAGE",
+    )
+    fk = loc.join(
+        t["tile_index"].select(
+            pl.col("country_iso").alias("legal_country_iso"),
+            "tile_id",
+            "lon_min",
+            "lat_min",
+            "lon_max",
+            "lat_max",
+        ),
+        on=["legal_country_iso", "tile_id"],
+        how="left",
+    )
+    in_cell = fk.filter(
+        (pl.col("lon_deg") >= pl.col("lon_min"))
+        & (pl.col("lon_deg") <= pl.col("lon_max"))
+        & (pl.col("lat_deg") >= pl.col("lat_min"))
+        & (pl.col("lat_deg") <= pl.col("lat_max"))
+    )
+    book.structural("point_in_cell", in_cell.height == loc.height, code="E_1B_POINT_OUTSIDE")
+    sums = t["tile_weights"].group_by("country_iso").agg(pl.col("weight").sum())
+    book.structural(
+        "weights_sum_to_one", bool(((sums["weight"] - 1.0).abs() <= 1e-12).all()), code="E_1B_WEIGHT_INVALID"
+    )
+    masses = t["tile_sampler"].group_by("country_iso").agg(pl.col("mass").sum())
+    book.structural("alias_mass_total", bool((masses["mass"] == 2**32).all()), code="E_ALIAS_DECODE")
+    reports: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
+    for state, seed_free in PRODUCERS.items():
+        doc = ctx.owner_report(state, seed_free=seed_free)
+        doc.pop("operational", None)
+        reports[state] = doc
+        recorded.update(doc["rng_accounting"])
+    n = t["s5_site_tile"].height
+    tries = int(t["s6_site_jitter"]["attempts"].cast(pl.Int64).sum())
+    expected = {
+        "1B.site_tile": {"draws": n, "blocks": n, "streams": n},
+        "1B.jitter": {"draws": 2 * tries, "blocks": tries, "streams": tries},
+    }
+    for family, want in expected.items():
+        got = recorded.get(family, {})
+        mismatch = {k: (got.get(k), v) for k, v in want.items() if got.get(k, 0) != v}
+        book.structural(
+            f"rng.{family}", not mismatch, detail=str(mismatch) if mismatch else "", code="E_RNG_ACCOUNTING"
+        )
+    realism(ctx, t, book, val)
+    finish_segment(
+        ctx, book, {"rng_accounting": {"recorded": recorded, "expected": expected}, "state_reports": reports}
+    )

@@ -1,0 +1,1 @@
+"""Segment 2A — civil time: the tz resolver, the transition cache and the DST windows."""
