@@ -8,6 +8,7 @@ Uses only the engine's own stack (rasterio's PNG driver), so no plotting library
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import polars as pl
 import rasterio
 import shapely
 from rasterio import features
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 
 
@@ -43,8 +45,10 @@ def render(root: Path, out: Path, res: float) -> int:
             r, c = np.clip(row + dr, 0, height - 1), np.clip(col + dc, 0, width - 1)
             rgb[0, r, c], rgb[1, r, c], rgb[2, r, c] = 200, 20, 20
     profile = {"driver": "PNG", "width": width, "height": height, "count": 3, "dtype": "uint8"}
-    with rasterio.open(out, "w", **profile) as dst:
-        dst.write(rgb)
+    with warnings.catch_warnings():  # a picture, not a georeferenced raster
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(rgb)
     return sites.height
 
 

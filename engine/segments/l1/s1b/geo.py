@@ -1,9 +1,8 @@
-"""Geometry helpers 1B shares: country shapes from the sealed polygons, the raster grid, cell boxes."""
+"""Geometry helpers 1B shares: country shapes from the sealed polygons and the raster grid."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -25,10 +24,17 @@ class Grid:
         return cls(float(transform.a), int(width), int(height), float(transform.f))
 
     def lon_min(self, col: np.ndarray) -> np.ndarray:
-        return -180.0 + col * self.res
+        return np.maximum(-180.0 + col * self.res, -180.0)
+
+    def lon_max(self, col: np.ndarray) -> np.ndarray:
+        """From the index (not lon_min + res) and clipped, so the last column ends at exactly 180."""
+        return np.minimum(-180.0 + (col + 1) * self.res, 180.0)
 
     def lat_max(self, row: np.ndarray) -> np.ndarray:
-        return self.top - row * self.res
+        return np.minimum(self.top - row * self.res, 90.0)
+
+    def lat_min(self, row: np.ndarray) -> np.ndarray:
+        return np.maximum(self.top - (row + 1) * self.res, -90.0)
 
     def window(self, bounds: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """(row0, col0, row1, col1), half-open, of the cells touching the bounds."""
@@ -53,19 +59,12 @@ class CountryShapes:
         self.parts: dict[str, list[shapely.Geometry]] = {}
         for iso2, geom in zip(table["iso2"].to_list(), geoms, strict=True):
             self.parts.setdefault(iso2, []).append(geom)
-
-    @cached_property
-    def _unions(self) -> dict[str, shapely.Geometry]:
-        return {}
+        self._unions: dict[str, shapely.Geometry] = {}
 
     def union(self, iso2: str) -> shapely.Geometry:
-        cache = self._unions
-        if iso2 not in cache:
+        """The country's parts as one prepared geometry, built on first use."""
+        if iso2 not in self._unions:
             geom = shapely.union_all(self.parts[iso2])
             shapely.prepare(geom)
-            cache[iso2] = geom
-        return cache[iso2]
-
-
-def cell_boxes(lon_min: np.ndarray, lat_min: np.ndarray, res: float) -> np.ndarray:
-    return shapely.box(lon_min, lat_min, lon_min + res, lat_min + res)
+            self._unions[iso2] = geom
+        return self._unions[iso2]

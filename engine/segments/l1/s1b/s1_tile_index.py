@@ -13,7 +13,7 @@ from rasterio.windows import Window
 from engine.core.errors import EngineError
 from engine.core.proj_guard import ensure_proj_data
 from engine.core.state import StateContext
-from engine.segments.l1.s1b.geo import CountryShapes, Grid, cell_boxes
+from engine.segments.l1.s1b.geo import CountryShapes, Grid
 from engine.segments.l1.s1b.policy import Tiles
 
 COLUMNS = [
@@ -96,10 +96,9 @@ def run(ctx: StateContext) -> None:
             ctx.count(f"inclusion_{inclusion.lower()}")
         tile = np.asarray(ids, dtype=np.int64)
         row, col = tile // grid.width, tile % grid.width
-        lon_min = grid.lon_min(col)
-        lat_max = grid.lat_max(row)
-        lat_min = lat_max - grid.res
-        interior = shapely.contains(shapes.union(iso2), cell_boxes(lon_min, lat_min, grid.res))
+        lon_min, lon_max = grid.lon_min(col), grid.lon_max(col)
+        lat_min, lat_max = grid.lat_min(row), grid.lat_max(row)
+        interior = shapely.contains(shapes.union(iso2), shapely.box(lon_min, lat_min, lon_max, lat_max))
         frames.append(
             pl.DataFrame(
                 {
@@ -109,10 +108,10 @@ def run(ctx: StateContext) -> None:
                     "col": pl.Series(col, dtype=pl.UInt32),
                     "lon_min": lon_min,
                     "lat_min": lat_min,
-                    "lon_max": lon_min + grid.res,
+                    "lon_max": lon_max,
                     "lat_max": lat_max,
-                    "lon_c": lon_min + grid.res / 2,
-                    "lat_c": lat_min + grid.res / 2,
+                    "lon_c": (lon_min + lon_max) / 2,
+                    "lat_c": (lat_min + lat_max) / 2,
                     "interior": interior,
                     "inclusion": inclusion,
                 }
