@@ -40,7 +40,7 @@ def test_nothing_configured_uses_bundled_silently(clean_env: None) -> None:
 
 
 def test_rasterio_crs_work_after_correcting_a_broken_dir(tmp_path: Path) -> None:
-    """In a fresh process whose PROJ_DATA is broken, both pyproj and rasterio (GDAL) still resolve EPSG:4326."""
+    """In a fresh process with a broken PROJ_DATA, pyproj and rasterio (GDAL) both resolve EPSG:4326."""
     import subprocess
     import sys
 
