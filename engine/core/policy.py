@@ -91,11 +91,14 @@ def dump_policy(doc: Any) -> bytes:
 
 
 def resolve_policy(
-    seg: str, name: str, overrides: dict[str, dict[str, dict[str, Any]]], config_docs: dict[str, Any]
+    seg: str,
+    name: str,
+    overrides: dict[str, dict[str, dict[str, Any]]],
+    config_docs: dict[str, Any] | None = None,
 ) -> bytes:
     """Shipped policy (or, for CFG, the run config's own value) + overrides, validated; the bytes to seal."""
     if seg == "CFG":
-        doc, label = config_docs[name], f"config field {name}"
+        doc, label = (config_docs or {})[name], f"config field {name}"
     else:
         source = POLICY_DIR / seg / f"{name}.yaml"
         doc = deep_merge(yaml.safe_load(source.read_text()), overrides.get(seg, {}).get(name, {}))

@@ -75,7 +75,8 @@ def test_policy_overrides_deep_merge_into_preset() -> None:
     raw = {"preset": "tiny", "policy_overrides": {"ING": {"merchant_universe": {"n_merchants": 50}}}}
     cfg = load_run_config(raw)
     assert cfg.policy_overrides == {
-        "ING": {"merchant_universe": {"n_merchants": 50, "countries": {"max_countries": 25}}}
+        "ING": {"merchant_universe": {"n_merchants": 50, "countries": {"max_countries": 25}}},
+        "1B": {"tiles": {"raster": "ref_population_raster_0p25"}},
     }
 
 

@@ -23,7 +23,8 @@ from engine.core.policy import (
     validate_policy,
 )
 
-PACKS = sorted((seg, name) for seg, models in MODELS.items() for name in models)
+# CFG packs are resolved from the run config itself, not shipped under config/policies
+PACKS = sorted((seg, name) for seg, models in MODELS.items() for name in models if seg != "CFG")
 
 
 def _shipped(seg: str, name: str) -> dict[str, Any]:
@@ -260,3 +261,15 @@ def test_validate_policy_does_not_mutate_input() -> None:
     before = copy.deepcopy(doc)
     validate_policy("1A", "crossborder", doc, source="p.yaml", state="t")
     assert doc == before
+
+
+def test_horizon_is_resolved_from_the_run_config() -> None:
+    from engine.core.config import load_run_config
+
+    cfg = load_run_config({"preset": "tiny"})
+    got = resolve_policy("CFG", "horizon", {}, {"horizon": cfg.horizon.as_policy()})
+    assert got == (
+        b"cache_margin_days_after: 200\ncache_margin_days_before: 7\ndays: 14\nstart_utc: '2026-01-05T00:00:00Z'\n"
+    )
+    start, end = cfg.horizon.window()
+    assert (start.isoformat(), end.isoformat()) == ("2025-12-29T00:00:00+00:00", "2026-08-07T00:00:00+00:00")
