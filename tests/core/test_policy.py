@@ -268,8 +268,10 @@ def test_horizon_is_resolved_from_the_run_config() -> None:
 
     cfg = load_run_config({"preset": "tiny"})
     got = resolve_policy("CFG", "horizon", {}, {"horizon": cfg.horizon.as_policy()})
-    assert got == (
-        b"cache_margin_days_after: 200\ncache_margin_days_before: 7\ndays: 14\nstart_utc: '2026-01-05T00:00:00Z'\n"
+    want = (
+        "cache_margin_days_after: 200\ncache_margin_days_before: 7\ndays: 14\n"
+        "start_utc: '2026-01-05T00:00:00Z'\n"
     )
+    assert got == want.encode()
     start, end = cfg.horizon.window()
     assert (start.isoformat(), end.isoformat()) == ("2025-12-29T00:00:00+00:00", "2026-08-07T00:00:00+00:00")
