@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pyproj
@@ -45,8 +47,51 @@ def _candidates() -> list[Path]:
     return [Path(p) for p in named if p]
 
 
+_GDAL_PROBE = (
+    "import rasterio, rasterio.crs\n"
+    "with rasterio.Env():\n"
+    "    assert rasterio.crs.CRS.from_epsg(4326).to_epsg() == 4326\n"
+)
+
+
+def _gdal_accepts_env() -> bool:
+    """Does GDAL's PROJ (the one rasterio ships) work with the configured PROJ_DATA/PROJ_LIB? Probed in a
+    child process, because a failed lookup poisons this process's PROJ context for good."""
+    res = subprocess.run([sys.executable, "-c", _GDAL_PROBE], capture_output=True, timeout=120, check=False)
+    return res.returncode == 0
+
+
+def _ensure_gdal(state: str) -> list[str]:
+    """GDAL needs a proj.db of its own PROJ version (pyproj's may be older or newer): when the environment
+    points it elsewhere, drop the variables and point it at the data its rasterio wheel ships."""
+    configured = _candidates()
+    if not configured or _gdal_accepts_env():
+        return []
+    from rasterio._env import set_proj_data_search_path
+    from rasterio.env import PROJDataFinder
+
+    for var in ("PROJ_DATA", "PROJ_LIB"):
+        os.environ.pop(var, None)
+    wheel = PROJDataFinder().search_wheel()
+    if not wheel:
+        raise EngineError(
+            "E_PROJ_DATA_MISSING",
+            "GDAL (rasterio) finds no usable proj.db",
+            where=", ".join(map(str, configured)),
+            fix="reinstall rasterio, or point PROJ_DATA at the PROJ data of GDAL's PROJ version",
+            state=state,
+        )
+    set_proj_data_search_path(wheel)
+    return [f"{WARNING}: GDAL cannot use {', '.join(map(str, configured))}; using rasterio's {wheel}"]
+
+
 def ensure_proj_data(state: str) -> list[str]:
-    """Check (and if needed correct) PROJ's data directory; returns warnings to put in the run report."""
+    """Check (and if needed correct) PROJ's data for pyproj and for GDAL; returns run-report warnings."""
+    gdal = _ensure_gdal(state)  # first: it reads the variables as the user set them
+    return _ensure_pyproj(state) + gdal
+
+
+def _ensure_pyproj(state: str) -> list[str]:
     configured = _candidates()
     if configured and all(_usable(p) for p in configured):
         pyproj.datadir.set_data_dir(str(configured[0]))
