@@ -17,20 +17,13 @@ from engine.core.plan import SegmentPlan, build_plan
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_snakemake(root: Path, *extra: str, cores: int = 2) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        str(cores),
-        "--config",
-        "preset=tiny",
-        f"output_root={root}",
-    ]
-    return subprocess.run(
-        [*cmd, *extra], cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=900
-    )
+def run_snakemake(
+    root: Path, *extra: str, cores: int = 2, target: str = "all"
+) -> subprocess.CompletedProcess[str]:
+    """Snakemake on the tiny preset; `extra` are more --config items or flags."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), target]
+    cmd += ["--config", "preset=tiny", f"output_root={root}", *extra]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=900)
 
 
 def shipped_policy(seg: str, name: str) -> BaseModel:

@@ -102,7 +102,7 @@ def test_deleting_one_output_reruns_only_its_dependents(world: Path) -> None:
 
 def test_policy_change_makes_new_partitions_and_keeps_old(world: Path) -> None:
     before = digests(world)
-    res = snakemake(world, "policy_overrides={1A: {crossborder: {cnp_open_multiplier: 0.5}}}")
+    res = snakemake(world, "policy_overrides={1A: {crossborder: {cnp_open_multiplier: 0.5}}}", target="seg1A")
     assert res.returncode == 0, res.stderr[-4000:]
     after = digests(world)
     assert all(after[k] == v for k, v in before.items())  # nothing old was touched
@@ -141,6 +141,7 @@ def test_killed_run_leaves_no_partial_partition_and_rerun_matches(tiny_world: Pa
         "snakemake",
         "--cores",
         "1",
+        "seg1A",
         "--config",
         "preset=tiny",
         f"output_root={root}",
@@ -158,10 +159,12 @@ def test_killed_run_leaves_no_partial_partition_and_rerun_matches(tiny_world: Pa
     proc.wait()
     assert not list(target.glob("seed=42/manifest_fingerprint=*/part-00000.parquet"))  # no partial partition
     assert snakemake(root, "--unlock").returncode == 0  # Snakemake's own lock outlives a SIGKILL
-    res = snakemake(root)
+    res = snakemake(root, target="seg1A")
     assert res.returncode == 0, res.stderr[-4000:]
     assert not list(root.rglob(".tmp-*"))  # the stale temp was cleaned
-    assert digests(root) == digests(tiny_world)
+    reference = digests(tiny_world)
+    rerun = digests(root)
+    assert rerun and all(reference[k] == v for k, v in rerun.items())  # 1A and what it needs, same bytes
     shutil.rmtree(root)
 
 

@@ -117,7 +117,7 @@ def _check_listed(ov: Override, iso2: str, tz_country: Mapping[str, Sequence[str
             "E_2A_OVERRIDE_TZID",
             f"override {ov.scope} {ov.target} names {ov.tzid}, which is not a zone of {iso2}",
             where="tz_overrides.yaml",
-            fix=f"use one of {iso2}'s zones from ref_tz_country: {', '.join(tz_country.get(iso2, [])) or '—'}",
+            fix=f"use one of {iso2}'s zones: {', '.join(tz_country.get(iso2, [])) or '—'}",
             state=STATE,
         )
 
@@ -349,7 +349,7 @@ def _country_parts(index: TzIndex, iso2: str, listed: list[int]) -> tuple[np.nda
     if idx.size == 0:
         raise EngineError(
             "E_2A_NO_TZ_FOR_COUNTRY",
-            f"no tz polygon for any zone of {iso2} ({', '.join(index.tzids[t] for t in listed) or 'no zones'})",
+            f"no tz polygon for a zone of {iso2} ({', '.join(index.tzids[t] for t in listed) or 'no zones'})",
             where="ref_tz_polygons",
             fix="rebuild the tz references so every country's zones have polygon parts",
             state=STATE,
