@@ -122,3 +122,43 @@ def finish_segment(ctx: StateContext, book: CheckBook, evidence: dict[str, Any])
         replace_bytes(report, canonical_json_bytes(book.checks))
         ctx.finish()
         raise ValidationFailed(ctx.state, failed, str(report))
+
+
+def read_tables(ctx: StateContext, seeded: list[str], seed_free: list[str]) -> dict[str, Any]:
+    """Every dataset the segment's validation re-checks, read through the recorded-digest check."""
+    tables = {name: ctx.read(name) for name in seeded}
+    tables.update({name: ctx.read(name, seed_free=True) for name in seed_free})
+    return tables
+
+
+def check_schemas(ctx: StateContext, book: CheckBook, tables: dict[str, Any]) -> None:
+    from engine.core.contracts import dictionary, validate_table
+
+    for name, df in tables.items():
+        schema = dictionary()[name]["schema"]
+        book.guarded(
+            f"schema.{name}",
+            lambda df=df, schema=schema, name=name: validate_table(df, schema, where=name, state=ctx.state),
+        )
+
+
+def apply_checks(book: CheckBook, val: Any, metrics: dict[str, tuple[float, int]]) -> None:
+    """Evaluate the validation policy's realism checks against computed (value, support) metrics."""
+    for check in val.checks:
+        value, support = metrics[check.metric]
+        min_support = check.min_support or val.min_support
+        book.realism(check.id, check.metric, value, support, check.lo, check.hi, check.severity, min_support)
+
+
+def state_reports(ctx: StateContext, producers: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The byte-stable run reports of the segment's states, and their merged recorded RNG accounting."""
+    from engine.states import STATES
+
+    reports: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
+    for state in producers:
+        doc = ctx.owner_report(state, seed_free=not STATES[state].per_seed)
+        doc.pop("operational", None)
+        reports[state] = doc
+        recorded.update(doc["rng_accounting"])
+    return reports, recorded

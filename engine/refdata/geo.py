@@ -49,10 +49,15 @@ def polygonal_parts(geom: shapely.Geometry) -> tuple[list[Polygon], list[str]]:
 
 
 def _jumps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Edges of a closed ring whose longitude step exceeds 180° (a wrap), ignoring edges along a pole."""
+    """Edges of a closed ring whose longitude step exceeds 180° (a wrap).
+
+    Edges along a pole, or from one side of the ±180° seam to the other, are edges of the map itself
+    (a polygon already drawn in [−180, 180], such as Antarctica), not wraps.
+    """
     dx = np.diff(x)
     polar = (np.abs(y[:-1]) >= _POLAR) & (np.abs(y[1:]) >= _POLAR)
-    return (np.abs(dx) > LON) & ~polar
+    seam = (np.abs(x[:-1]) >= LON) & (np.abs(x[1:]) >= LON)
+    return (np.abs(dx) > LON) & ~polar & ~seam
 
 
 def _unwrap(x: np.ndarray) -> np.ndarray:

@@ -201,7 +201,7 @@ def _window_cells(grid: Grid, parts: list, all_touched: bool) -> np.ndarray:
         mask = rasterio.features.rasterize(
             [(p, 1)],
             out_shape=shape,
-            transform=grid.transform * Affine.translation(c0, r0),
+            transform=grid.transform @ Affine.translation(c0, r0),
             fill=0,
             all_touched=all_touched,
             dtype="uint8",

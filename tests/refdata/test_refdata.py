@@ -1,4 +1,7 @@
-"""Reference artefacts of 1A: exact shape, keys, eligibility rule, provenance, byte-determinism, identity."""
+"""Reference artefacts of 1A: exact shape, keys, eligibility rule, provenance, byte-determinism, identity.
+
+The geographic artefacts (polygons, cities, rasters, time zones) are tested in test_geo_refdata.py.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import polars as pl
 import pytest
 
 from engine.core.canonical import sha256_file
-from engine.refdata import countries, currencies, macro, mcc, registry, tz_country
+from engine.refdata import countries, country_polygons, currencies, macro, mcc, registry, tz_country
 from engine.refdata.provenance import PROVENANCE
 
 SCHEMAS = {
@@ -36,13 +39,22 @@ KEYS = {
     "ref_tz_country": ["iso2", "tzid"],
 }
 NULLABLE = {("ref_countries", "ineligible_reason")}
+GEO_ARTEFACTS = {
+    "ref_country_polygons",
+    "ref_cities",
+    "ref_population_raster_0p25",
+    "ref_population_raster_0p1",
+    "ref_population_raster_0p05",
+    "ref_tz_polygons",
+    "ref_tzdb",
+}
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every artefact built once into its own empty directory."""
+    """Every tabular 1A artefact built once into its own empty directory."""
     out = {}
-    for name in registry.ARTEFACTS:
+    for name in SCHEMAS:
         out[name] = tmp_path_factory.mktemp(name)
         registry.build(name, out[name])
     return out
@@ -69,6 +81,7 @@ GEO_ARTEFACTS = {
 
 def test_registry_covers_the_artefacts() -> None:
     assert set(registry.ARTEFACTS) == set(SCHEMAS) | GEO_ARTEFACTS
+    assert all(registry.ARTEFACTS[n].filename == f"{n}.parquet" for n in SCHEMAS)
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
@@ -95,9 +108,10 @@ def test_primary_key_unique_and_sorted(built: dict[str, Path], name: str) -> Non
     assert df.equals(df.sort(KEYS[name]))
 
 
-def test_eligible_iff_macro_currency_and_tz(built: dict[str, Path]) -> None:
+def test_eligible_iff_macro_currency_tz_and_real_polygon(built: dict[str, Path]) -> None:
     c = table(built, "ref_countries")
     has = {n: set(table(built, n)["iso2"]) for n in ("ref_country_macro", "ref_currencies", "ref_tz_country")}
+    has["polygon"] = country_polygons.real_polygon_codes()
     expected = [all(iso2 in codes for codes in has.values()) for iso2 in c["iso2"]]
     assert c["eligible"].to_list() == expected
     assert c.filter(pl.col("eligible"))["ineligible_reason"].null_count() == c["eligible"].sum()
@@ -179,6 +193,7 @@ def test_provenance_matches_file(built: dict[str, Path], name: str) -> None:
     df = table(built, name)
     assert prov["artefact"] == name
     assert prov["sha256"] == sha256_file(parquet)
+    assert prov["file"] == parquet.name
     assert prov["rows"] == df.height
     assert [c["name"] for c in prov["columns"]] == df.columns
     assert prov["recipe_id"] == registry.recipe_id(name)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import polars as pl
 
-from engine.core.contracts import dictionary, validate_table
 from engine.core.state import StateContext
-from engine.core.validation import CheckBook, finish_segment, gini, spearman
+from engine.core.validation import (
+    CheckBook,
+    apply_checks,
+    check_schemas,
+    finish_segment,
+    gini,
+    read_tables,
+    spearman,
+    state_reports,
+)
 from engine.kernels.blocks import block_uniforms
 from engine.segments.l1.s1a.common import ceil_share, home_floor
 from engine.segments.l1.s1a.policy import Crossborder, HurdleNb, Validation
@@ -59,13 +66,7 @@ def expected_rng(t: dict[str, pl.DataFrame]) -> dict[str, dict[str, int]]:
 def structural(
     ctx: StateContext, t: dict[str, pl.DataFrame], universe: pl.DataFrame, book: CheckBook
 ) -> None:
-    for name, df in t.items():
-        book.guarded(
-            f"schema.{name}",
-            lambda df=df, name=name: validate_table(
-                df, dictionary()[name]["schema"], where=name, state=ctx.state
-            ),
-        )
+    check_schemas(ctx, book, t)
     n_univ = universe.height
     book.structural("coverage.s1", t["s1_hurdle"].height == n_univ, code="E_1A_COVERAGE")
     book.structural("coverage.s2", t["s2_outlet_count"].height == n_univ, code="E_1A_COVERAGE")
@@ -290,29 +291,19 @@ def realism(
         "top5_mcc_share": (float(mcc["k"].head(5).sum() / n_all), n_all),
         "sectors_present": (float(mc["sector"].n_unique()), n_all),
     }
-    for check in val.checks:
-        value, support = metrics[check.metric]
-        min_support = check.min_support or val.min_support
-        book.realism(check.id, check.metric, value, support, check.lo, check.hi, check.severity, min_support)
+    apply_checks(book, val, metrics)
 
 
 def run(ctx: StateContext) -> None:
     val: Validation = ctx.policy("1A/validation.yaml")
-    t = {name: ctx.read(name) for name in SEEDED}
-    t["ccy_country_weights"] = ctx.read("ccy_country_weights", seed_free=True)
+    t = read_tables(ctx, SEEDED, ["ccy_country_weights"])
     universe = ctx.sealed_table("merchant_universe")
     book = CheckBook()
     ctx.progress("structural checks")
     structural(ctx, t, universe, book)
     ctx.progress("replays")
     replays(ctx, t, universe, book, val)
-    reports: dict[str, Any] = {}
-    recorded: dict[str, Any] = {}
-    for state in PRODUCERS:
-        doc = ctx.owner_report(state, seed_free=state == "1A.S5")
-        doc.pop("operational", None)
-        reports[state] = doc
-        recorded.update(doc["rng_accounting"])
+    reports, recorded = state_reports(ctx, PRODUCERS)
     expected = expected_rng(t)
     for family, want in expected.items():
         got = recorded.get(family, {})

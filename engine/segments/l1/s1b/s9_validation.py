@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import polars as pl
 import shapely
 from scipy import stats
 
-from engine.core.contracts import dictionary, validate_table
 from engine.core.state import StateContext
-from engine.core.validation import CheckBook, finish_segment
+from engine.core.validation import (
+    CheckBook,
+    apply_checks,
+    check_schemas,
+    finish_segment,
+    read_tables,
+    state_reports,
+)
 from engine.segments.l1.s1a.policy import Validation
 from engine.segments.l1.s1b.geo import CountryShapes
 
 SEEDED = ["s3_requirements", "s5_site_tile", "s6_site_jitter", "s7_site_synthesis", "site_locations"]
 SEED_FREE = ["tile_index", "tile_weights", "tile_sampler"]
-PRODUCERS = {
-    "1B.S1": True,
-    "1B.S2": True,
-    "1B.S3": False,
-    "1B.S4": True,
-    "1B.S5": False,
-    "1B.S6": False,
-    "1B.S7": False,
-    "1B.S8": False,
-}
+PRODUCERS = ["1B.S1", "1B.S2", "1B.S3", "1B.S4", "1B.S5", "1B.S6", "1B.S7", "1B.S8"]
 KM_PER_DEG = 111.32
 
 
@@ -112,25 +107,14 @@ def realism(ctx: StateContext, t: dict[str, pl.DataFrame], book: CheckBook, val:
         "uniform_basis_countries": (float(uniform["country_iso"].n_unique()), len(legal)),
     }
     ctx.facts["raster"] = tiles.raster
-    for check in val.checks:
-        value, support = metrics[check.metric]
-        min_support = check.min_support or val.min_support
-        book.realism(check.id, check.metric, value, support, check.lo, check.hi, check.severity, min_support)
+    apply_checks(book, val, metrics)
 
 
 def run(ctx: StateContext) -> None:
     val: Validation = ctx.policy("1B/validation.yaml")
-    t = {name: ctx.read(name) for name in SEEDED} | {
-        name: ctx.read(name, seed_free=True) for name in SEED_FREE
-    }
+    t = read_tables(ctx, SEEDED, SEED_FREE)
     book = CheckBook()
-    for name, df in t.items():
-        book.guarded(
-            f"schema.{name}",
-            lambda df=df, name=name: validate_table(
-                df, dictionary()[name]["schema"], where=name, state=ctx.state
-            ),
-        )
+    check_schemas(ctx, book, t)
     outlets = ctx.sealed_table("outlet_catalogue")
     loc = t["site_locations"]
     book.structural(
@@ -163,13 +147,7 @@ def run(ctx: StateContext) -> None:
     )
     masses = t["tile_sampler"].group_by("country_iso").agg(pl.col("mass").sum())
     book.structural("alias_mass_total", bool((masses["mass"] == 2**32).all()), code="E_ALIAS_DECODE")
-    reports: dict[str, Any] = {}
-    recorded: dict[str, Any] = {}
-    for state, seed_free in PRODUCERS.items():
-        doc = ctx.owner_report(state, seed_free=seed_free)
-        doc.pop("operational", None)
-        reports[state] = doc
-        recorded.update(doc["rng_accounting"])
+    reports, recorded = state_reports(ctx, PRODUCERS)
     n = t["s5_site_tile"].height
     tries = int(t["s6_site_jitter"]["attempts"].cast(pl.Int64).sum())
     expected = {

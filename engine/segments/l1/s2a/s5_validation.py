@@ -8,11 +8,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from engine.core.contracts import dictionary, validate_table
 from engine.core.horizon import Horizon
 from engine.core.state import StateContext
 from engine.core.tzdb import force_tzdata
-from engine.core.validation import CheckBook, finish_segment
+from engine.core.validation import (
+    CheckBook,
+    apply_checks,
+    check_schemas,
+    finish_segment,
+    read_tables,
+    state_reports,
+)
 from engine.segments.l1.s1a.policy import Validation
 from engine.segments.l1.s2a.dst import independent_windows
 from engine.segments.l1.s2a.policy import TzResolution
@@ -20,7 +26,7 @@ from engine.segments.l1.s2a.tz_cache import check_hourly
 
 SEEDED = ["s1_tz_lookup", "site_timezones", "tz_in_use"]
 SEED_FREE = ["tz_transitions", "tz_dst_windows"]
-PRODUCERS = {"2A.S1": False, "2A.S2": False, "2A.S3": True, "2A.S4": True}
+PRODUCERS = ["2A.S1", "2A.S2", "2A.S3", "2A.S4"]
 FALLBACK = (
     "OVERRIDE_SITE",
     "OVERRIDE_MCC",
@@ -58,17 +64,9 @@ def run(ctx: StateContext) -> None:
     val: Validation = ctx.policy("2A/validation.yaml")
     policy: TzResolution = ctx.policy("2A/tz_resolution.yaml")
     horizon: Horizon = ctx.policy("CFG/horizon.yaml")
-    t = {name: ctx.read(name) for name in SEEDED} | {
-        name: ctx.read(name, seed_free=True) for name in SEED_FREE
-    }
+    t = read_tables(ctx, SEEDED, SEED_FREE)
     book = CheckBook()
-    for name, df in t.items():
-        book.guarded(
-            f"schema.{name}",
-            lambda df=df, name=name: validate_table(
-                df, dictionary()[name]["schema"], where=name, state=ctx.state
-            ),
-        )
+    check_schemas(ctx, book, t)
     locations = ctx.sealed_table("site_locations")
     stz = t["site_timezones"]
     book.structural(
@@ -131,23 +129,8 @@ def run(ctx: StateContext) -> None:
         "cache_agreement": (1.0 if cache_ok else 0.0, len(tzids)),
         "dst_windows_agreement": (1.0 if ours.equals(theirs) else 0.0, len(tzids)),
     }
-    for check in val.checks:
-        value, support = metrics[check.metric]
-        book.realism(
-            check.id,
-            check.metric,
-            value,
-            support,
-            check.lo,
-            check.hi,
-            check.severity,
-            check.min_support or val.min_support,
-        )
-    reports: dict[str, Any] = {}
-    for state, seed_free in PRODUCERS.items():
-        doc = ctx.owner_report(state, seed_free=seed_free)
-        doc.pop("operational", None)
-        reports[state] = doc
+    apply_checks(book, val, metrics)
+    reports, _ = state_reports(ctx, PRODUCERS)
     extra = {"s4_legality": legality(stz, t["tz_dst_windows"])}
     finish_segment(
         ctx,
