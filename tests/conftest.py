@@ -45,3 +45,11 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     res = run_snakemake(root)
     assert res.returncode == 0, res.stderr[-4000:]
     return root
+
+
+@pytest.fixture(scope="session")
+def forced_tzdata() -> str:
+    """zoneinfo on the pinned tzdata package, as every 2A state runs it; returns the IANA release."""
+    from engine.core.tzdb import force_tzdata
+
+    return force_tzdata()

@@ -166,7 +166,7 @@ def test_repairs_recorded(built: dict[str, Path]) -> None:
     assert by_action["assigned"] == set(country_polygons.TERRITORIES)
     assert "EG" in by_action["replaced"]  # invalid in Natural Earth, repaired with make_valid
     assert {"NE:Kosovo", "NE:Bir Tawil", "NE:Akrotiri Sovereign Base Area"} <= by_action["omitted"]
-    assert prov["rows"] == provenance(built, "ref_country_polygons")["rows"] > 4000
+    assert prov["rows"] == 4235
 
 
 def test_territories_split_from_their_sovereign(polygons: pl.DataFrame) -> None:

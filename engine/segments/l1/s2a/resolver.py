@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -137,7 +138,7 @@ class TzIndex:
         check_valid: bool = True,
     ) -> None:
         self.tzids = list(tzids)
-        if any(a >= b for a, b in zip(self.tzids, self.tzids[1:], strict=False)):
+        if any(a >= b for a, b in pairwise(self.tzids)):
             raise ValueError("tzids must be unique and in ASCII order (their positions are tz_index)")
         if len(self.tzids) > np.iinfo(np.uint16).max:
             raise ValueError("more tzids than a u16 tz_index can hold")
@@ -358,10 +359,16 @@ def _country_parts(index: TzIndex, iso2: str, listed: list[int]) -> tuple[np.nda
 
 
 def _nearest(lon: float, lat: float, geoms: np.ndarray, part_tz: np.ndarray) -> tuple[int, float]:
-    """Nearest part by geodesic distance (WGS84) to the part's nearest point; ties by tz_index."""
-    lines = shapely.shortest_line(shapely.points(lon, lat), geoms)
-    ends = shapely.get_point(lines, 1)
-    x, y = shapely.get_x(ends), shapely.get_y(ends)
-    _, _, dist_m = _GEOD.inv(np.full(x.size, lon), np.full(y.size, lat), x, y)
-    best = int(np.lexsort((part_tz, np.asarray(dist_m)))[0])
+    """Nearest part by geodesic distance (WGS84) to the part's nearest point; ties by tz_index.
+
+    The nearest point is found in lon/lat from the point and its copies one turn east and west, so a part
+    just across the antimeridian offers its near edge, not its far one; the shortest geodesic wins.
+    """
+    dist_m = np.full(geoms.size, np.inf)
+    for shift in (0.0, 360.0, -360.0):
+        ends = shapely.get_point(shapely.shortest_line(shapely.points(lon + shift, lat), geoms), 1)
+        x, y = shapely.get_x(ends), shapely.get_y(ends)
+        _, _, d = _GEOD.inv(np.full(x.size, lon), np.full(y.size, lat), x, y)
+        dist_m = np.minimum(dist_m, np.asarray(d))
+    best = int(np.lexsort((part_tz, dist_m))[0])
     return int(part_tz[best]), float(dist_m[best]) / 1000.0
