@@ -69,7 +69,7 @@ def _verify(args: argparse.Namespace) -> int:
             f"ERROR E_VERIFY_NOTHING verify: no validation bundle under {root} — build a segment first",
             file=sys.stderr,
         )
-        return 1
+        return 2
     failed = 0
     for bundle in bundles:
         ok, why = verify_bundle(bundle)

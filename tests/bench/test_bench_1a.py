@@ -1,4 +1,4 @@
-"""Benchmark: the whole 1A chain (ingress → 1A.S9) at the default and large presets. `pytest -m bench -s`."""
+"""Benchmark: the whole 1A chain (ingress → 1A.S9), tiny, default and large presets. `pytest -m bench -s`."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def _error_lines(text: str) -> list[str]:
 
 
 def test_cli_verify_empty_root(tmp_path: Path, capsys) -> None:
-    assert main(["verify", str(tmp_path)]) == 1
+    assert main(["verify", str(tmp_path)]) == 2  # a user error, like every coded one
     out = capsys.readouterr()
     lines = _error_lines(out.err)
     assert len(lines) == 1
