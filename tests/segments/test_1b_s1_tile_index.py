@@ -2,6 +2,7 @@
 
 import numpy as np
 import polars as pl
+import pytest
 import shapely
 from rasterio.transform import from_origin
 
@@ -37,3 +38,14 @@ def test_cell_areas_shrink_towards_the_poles() -> None:
     areas = row_areas_km2(GRID, np.array([0, 89, 90, 179]))
     assert areas[89] == areas[90]  # symmetric about the equator
     assert areas[0] < 200 < 12_000 < areas[89] < 12_400
+
+
+@pytest.mark.parametrize("res", [0.25, 0.1, 0.05])
+def test_every_row_of_the_preset_grids_has_a_finite_area_and_the_rows_tile_the_globe(res: float) -> None:
+    """The preset grids' polar rows included: 90 − 3600·0.05 rounds below −90, which once gave a NaN area."""
+    height = round(180 / res)
+    grid = Grid.from_transform(from_origin(-180.0, 90.0, res, res), round(360 / res), height)
+    areas = np.array(list(row_areas_km2(grid, np.arange(height)).values()))
+    assert areas.size == height and np.isfinite(areas).all() and (areas > 0).all()
+    earth_km2 = 510_065_622  # WGS84 ellipsoid surface
+    assert abs(areas.sum() * grid.width - earth_km2) / earth_km2 < 1e-9

@@ -60,7 +60,7 @@ def row_areas_km2(grid: Grid, rows: np.ndarray) -> dict[int, float]:
     out = {}
     for row in np.unique(rows).tolist():
         lat_max = float(grid.lat_max(np.array(row)))
-        lat_min = lat_max - grid.res
+        lat_min = max(lat_max - grid.res, -90.0)  # the last row can end a rounding error below −90: NaN area
         lons = [-180.0, -180.0 + grid.res, -180.0 + grid.res, -180.0]
         area, _ = geod.polygon_area_perimeter(lons, [lat_min, lat_min, lat_max, lat_max])
         out[row] = abs(area) / 1e6
