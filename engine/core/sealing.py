@@ -12,6 +12,7 @@ from engine.core.errors import EngineError
 from engine.core.gates import RECEIPT, SEALED
 from engine.core.identity import manifest_fingerprint, parameter_hash
 from engine.core.layout import gate_dir
+from engine.core.policy import load_policy_file
 from engine.core.publish import publish_bytes
 
 
@@ -95,6 +96,20 @@ def check_fingerprint(spec: dict[str, Any], state: str) -> None:
             fix="rerun snakemake so the plan is recomputed",
             state=state,
         )
+
+
+def check_inputs(
+    root: Path, spec: dict[str, Any], state: str
+) -> tuple[list[dict[str, str]], dict[str, Path]]:
+    """An S0's common opening: the fingerprint recomputes, every policy and reference matches disk, and the
+    segment's own policies validate. Returns the sealed inputs and their absolute paths by input id."""
+    check_fingerprint(spec, state)
+    inputs = check_policies(root, spec, state) + check_references(root, spec, state)
+    paths = {i["id"]: root / i["path"] for i in inputs}
+    seg = spec["segment"]
+    for key in (k for k in paths if k.startswith(f"{seg}/")):
+        load_policy_file(seg, key[len(seg) + 1 :].removesuffix(".yaml"), paths[key], state=state)
+    return inputs, paths
 
 
 def write_gate(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from engine.core.canonical import canonical_json_bytes
 from engine.core.errors import EngineError, ValidationFailed
@@ -78,6 +79,11 @@ class CheckBook:
 
     def failed_required(self) -> list[str]:
         return sorted(c["id"] for c in self.checks if c["status"] == "FAIL" and c["severity"] == "REQUIRED")
+
+
+def same_keys(table: pl.DataFrame, upstream: pl.DataFrame, key: str) -> bool:
+    """One row per upstream row: equal heights and no key of `table` missing upstream (keys are unique)."""
+    return table.height == upstream.height and table.join(upstream, on=key, how="anti").height == 0
 
 
 def gini(values: np.ndarray) -> float:

@@ -12,7 +12,7 @@ import shapely
 from engine.core.errors import EngineError
 from engine.core.policy import load_policy_file
 from engine.core.proj_guard import ensure_proj_data
-from engine.core.sealing import check_fingerprint, check_policies, check_references, seal_upstream, write_gate
+from engine.core.sealing import check_inputs, seal_upstream, write_gate
 
 STATE = "1B.S0"
 
@@ -55,11 +55,7 @@ def check_polygons(path: Path) -> None:
 
 def run(root: Path, spec: dict[str, Any]) -> None:
     ensure_proj_data(STATE)
-    check_fingerprint(spec, STATE)
-    inputs = check_policies(root, spec, STATE) + check_references(root, spec, STATE)
-    paths = {i["id"]: root / i["path"] for i in inputs}
-    for key in (k for k in paths if k.startswith("1B/")):
-        load_policy_file("1B", key[3:].removesuffix(".yaml"), paths[key], state=STATE)
+    inputs, paths = check_inputs(root, spec, STATE)
     tiles = load_policy_file("1B", "tiles", paths["1B/tiles.yaml"], state=STATE)
     check_raster(paths[tiles.raster])
     check_polygons(paths["ref_country_polygons"])

@@ -14,6 +14,7 @@ from engine.core.validation import (
     check_schemas,
     finish_segment,
     read_tables,
+    same_keys,
     state_reports,
 )
 from engine.segments.l1.s1a.policy import Validation
@@ -119,7 +120,7 @@ def run(ctx: StateContext) -> None:
     loc = t["site_locations"]
     book.structural(
         "coverage.site_locations",
-        loc.height == outlets.height and loc.join(outlets, on="site_id", how="anti").height == 0,
+        same_keys(loc, outlets, "site_id"),
         code="E_1B_COVERAGE",
     )
     fk = loc.join(

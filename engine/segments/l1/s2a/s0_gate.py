@@ -9,7 +9,7 @@ import polars as pl
 
 from engine.core.policy import load_policy_file
 from engine.core.proj_guard import ensure_proj_data
-from engine.core.sealing import check_fingerprint, check_policies, check_references, seal_upstream, write_gate
+from engine.core.sealing import check_inputs, seal_upstream, write_gate
 from engine.segments.l1.s2a.resolver import active_overrides
 from engine.segments.l1.s2a.s1_tz_lookup import overrides_of, tz_country_map
 
@@ -18,11 +18,7 @@ STATE = "2A.S0"
 
 def run(root: Path, spec: dict[str, Any]) -> None:
     ensure_proj_data(STATE)
-    check_fingerprint(spec, STATE)
-    inputs = check_policies(root, spec, STATE) + check_references(root, spec, STATE)
-    paths = {i["id"]: root / i["path"] for i in inputs}
-    for key in (k for k in paths if k.startswith("2A/")):
-        load_policy_file("2A", key[3:].removesuffix(".yaml"), paths[key], state=STATE)
+    inputs, paths = check_inputs(root, spec, STATE)
     horizon = load_policy_file("CFG", "horizon", paths["CFG/horizon.yaml"], state=STATE)
     overrides = load_policy_file("2A", "tz_overrides", paths["2A/tz_overrides.yaml"], state=STATE)
     # duplicates and country-scope tzids now; site and MCC scopes are checked against their countries in S1

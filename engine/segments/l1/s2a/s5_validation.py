@@ -17,6 +17,7 @@ from engine.core.validation import (
     check_schemas,
     finish_segment,
     read_tables,
+    same_keys,
     state_reports,
 )
 from engine.segments.l1.s1a.policy import Validation
@@ -71,7 +72,7 @@ def run(ctx: StateContext) -> None:
     stz = t["site_timezones"]
     book.structural(
         "coverage.site_timezones",
-        stz.height == locations.height and stz.join(locations, on="site_id", how="anti").height == 0,
+        same_keys(stz, locations, "site_id"),
         code="E_2A_COVERAGE",
     )
     tz_country = ctx.sealed_table("ref_tz_country")
