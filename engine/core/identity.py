@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from engine.core.canonical import canonical_json_bytes, lp, sha256_hex
 
@@ -27,11 +28,12 @@ def manifest_fingerprint(
     segment: str,
     parameter_hash_hex: str,
     upstream: Mapping[str, str],
-    references: Mapping[str, str],
+    references: Mapping[str, Any],
     contract_version: str,
     extra: Mapping[str, str] | None = None,
 ) -> str:
-    """Fingerprint of one segment's world: upstream fingerprints, sealed references, its own policies."""
+    """Fingerprint of one segment's world: upstream fingerprints, sealed references (recipe id and the
+    locked sha256 of each), its own policies."""
     return sha256_hex(
         canonical_json_bytes(
             {
@@ -44,6 +46,11 @@ def manifest_fingerprint(
             }
         )
     )
+
+
+def reference_identity(refs: Iterable[Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """What a fingerprint folds of each reference (plan spec entries): its recipe id and locked sha256."""
+    return {r["id"]: {"recipe_id": r["recipe_id"], "sha256": r["sha256"]} for r in refs}
 
 
 def new_run_id() -> str:

@@ -17,8 +17,9 @@ from engine.core.canonical import sha256_hex
 from engine.core.config import RunConfig
 from engine.core.digest_cache import DigestCache
 from engine.core.errors import EngineError
-from engine.core.identity import manifest_fingerprint, parameter_hash
+from engine.core.identity import manifest_fingerprint, parameter_hash, reference_identity
 from engine.core.policy import resolve_policy
+from engine.core.reflock import locked_sha256
 from engine.refdata.registry import recipe, recipe_id
 
 # (segment, policy files it seals as (owning segment, name), references it seals, upstream segments)
@@ -81,13 +82,19 @@ class PolicyFile:
 
 @dataclass(frozen=True)
 class Reference:
+    """A sealed reference artefact: built by `recipe_id`, whose bytes the reference lock pins to `sha256`."""
+
     name: str
     recipe_id: str
     filename: str
+    sha256: str
 
     @property
     def reldir(self) -> str:
         return f"resources/{self.name}/build={self.recipe_id}"
+
+    def spec(self) -> dict[str, str]:
+        return {"id": self.name, "path": self.relpath, "recipe_id": self.recipe_id, "sha256": self.sha256}
 
     @property
     def relpath(self) -> str:
@@ -114,9 +121,7 @@ class SegmentPlan:
             "manifest_fingerprint": self.manifest_fingerprint,
             "parameter_hash": self.parameter_hash,
             "policies": [{"key": p.key, "path": p.relpath, "sha256": p.sha256} for p in self.policies],
-            "references": [
-                {"id": r.name, "path": r.relpath, "recipe_id": r.recipe_id} for r in self.references
-            ],
+            "references": [r.spec() for r in self.references],
             "segment": self.segment,
             "upstream": self.upstream,
             **self.files,
@@ -129,15 +134,27 @@ def _universe_extra(cfg: RunConfig, cache: DigestCache) -> dict[str, str]:
     if src.source == "generate":
         return {"universe_source": "generate"}
     path = Path(src.path or "")
-    if not path.is_file():
-        raise EngineError(
-            "E_CONFIG_INVALID",
-            "merchant universe file not found",
-            where=f"config field merchant_universe.path ({path})",
-            fix="point merchant_universe.path at an existing CSV or Parquet file",
-            state="config",
-        )
-    return {"universe_source": "file", "universe_sha256": cache.digest(path)}
+    if path.is_file():
+        try:
+            return {"universe_source": "file", "universe_sha256": cache.digest(path)}
+        except OSError as exc:
+            problem = f"cannot be read ({exc.strerror})"
+    elif path.is_dir():
+        problem = "is a directory"
+    else:
+        problem = "is not a regular file" if path.exists() else "does not exist"
+    raise EngineError(
+        "E_CONFIG_INVALID",
+        f"merchant universe path {problem}",
+        where=f"config field merchant_universe.path ({path})",
+        fix="point merchant_universe.path at a readable CSV or Parquet file",
+        state="config",
+    )
+
+
+def _reference(name: str) -> Reference:
+    rid = recipe_id(name)
+    return Reference(name, rid, recipe(name).filename, locked_sha256(name, rid))
 
 
 def _raster_name(policies: tuple[PolicyFile, ...]) -> str:
@@ -156,7 +173,7 @@ def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, Se
             for s, n in spec["policies"]
         )
         names = [_raster_name(policies) if name == "@raster" else name for name in spec["references"]]
-        refs = tuple(Reference(name, recipe_id(name), recipe(name).filename) for name in names)
+        refs = tuple(_reference(name) for name in names)
         ph = parameter_hash({p.key: p.data for p in policies})
         upstream = {u: plans[u].manifest_fingerprint for u in spec["upstream"]}
         extra = _universe_extra(cfg, cache) if seg == "ING" else {}
@@ -169,7 +186,7 @@ def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, Se
             segment=seg,
             parameter_hash_hex=ph,
             upstream=upstream,
-            references={r.name: r.recipe_id for r in refs},
+            references=reference_identity(r.spec() for r in refs),
             contract_version=CONTRACT_VERSION,
             extra=extra,
         )

@@ -10,10 +10,11 @@ from engine import CONTRACT_VERSION
 from engine.core.canonical import canonical_json_bytes, sha256_file, sha256_hex
 from engine.core.errors import EngineError
 from engine.core.gates import RECEIPT, SEALED
-from engine.core.identity import manifest_fingerprint, parameter_hash
+from engine.core.identity import manifest_fingerprint, parameter_hash, reference_identity
 from engine.core.layout import gate_dir
 from engine.core.policy import load_policy_file
 from engine.core.publish import publish_bytes
+from engine.core.reflock import check_locked_bytes
 
 
 def check_policies(root: Path, spec: dict[str, Any], state: str) -> list[dict[str, str]]:
@@ -52,7 +53,7 @@ def check_policies(root: Path, spec: dict[str, Any], state: str) -> list[dict[st
 
 
 def check_references(root: Path, spec: dict[str, Any], state: str) -> list[dict[str, str]]:
-    """Every reference exists, was built by the planned recipe, and still has its recorded digest."""
+    """Every reference exists, was built by the planned recipe, and has exactly the bytes the lock pins."""
     sealed = []
     for ref in spec["references"]:
         path = root / ref["path"]
@@ -65,13 +66,21 @@ def check_references(root: Path, spec: dict[str, Any], state: str) -> list[dict[
                 fix=f"build it: snakemake --cores 1 {ref['path']}",
                 state=state,
             )
+        digest = check_locked_bytes(ref["id"], ref["recipe_id"], path, state=state)
+        if digest != ref["sha256"]:
+            raise EngineError(
+                "E_IDENTITY_MISMATCH",
+                f"reference {ref['id']}: the plan folded {ref['sha256'][:12]}, the lock pins {digest[:12]}",
+                where=spec["segment"],
+                fix="rerun snakemake so the plan is recomputed",
+                state=state,
+            )
         prov = json.loads(prov_path.read_text())
-        digest = sha256_file(path)
         if prov.get("recipe_id") != ref["recipe_id"] or prov.get("sha256") != digest:
             raise EngineError(
                 "E_SEALED_INPUT_DIGEST_MISMATCH",
                 f"reference {ref['id']} does not match its provenance (recipe or sha256)",
-                where=str(path),
+                where=str(prov_path),
                 fix="delete the reference build folder and rerun to rebuild it",
                 state=state,
             )
@@ -84,7 +93,7 @@ def check_fingerprint(spec: dict[str, Any], state: str) -> None:
         segment=spec["segment"],
         parameter_hash_hex=spec["parameter_hash"],
         upstream=spec["upstream"],
-        references={r["id"]: r["recipe_id"] for r in spec["references"]},
+        references=reference_identity(spec["references"]),
         contract_version=CONTRACT_VERSION,
         extra=spec["extra"],
     )
@@ -119,6 +128,7 @@ def write_gate(
     seg, mf = spec["segment"], spec["manifest_fingerprint"]
     sealed_doc = {
         "contract_version": CONTRACT_VERSION,
+        "identity": {"extra": spec["extra"], "references": reference_identity(spec["references"])},
         "inputs": sorted(inputs, key=lambda i: i["id"]),
         "manifest_fingerprint": mf,
         "parameter_hash": spec["parameter_hash"],
