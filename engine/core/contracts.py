@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from engine.core import yaml12
 from engine.core.errors import EngineError
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
@@ -38,7 +38,7 @@ DTYPES: dict[str, pl.DataType] = {
 
 def _load_pack(path: Path) -> dict[str, Any]:
     text = path.read_text()
-    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return json.loads(text) if path.suffix == ".json" else yaml12.load(text)
 
 
 @cache
@@ -151,7 +151,7 @@ def validate_table(df: pl.DataFrame, ref: str, *, where: str, state: str, code: 
 
 @cache
 def dictionary() -> dict[str, dict[str, Any]]:
-    return yaml.safe_load((CONTRACTS_DIR / "dictionary.yaml").read_text())["datasets"]
+    return yaml12.load((CONTRACTS_DIR / "dictionary.yaml").read_text())["datasets"]
 
 
 def dataset_dir(root: Path, dataset: str, *, mf: str, seed: int | None = None) -> Path:

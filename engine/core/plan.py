@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engine import CONTRACT_VERSION
+from engine.core import yaml12
 from engine.core.canonical import sha256_hex
 from engine.core.config import RunConfig
 from engine.core.digest_cache import DigestCache
@@ -159,7 +158,7 @@ def _reference(name: str) -> Reference:
 
 def _raster_name(policies: tuple[PolicyFile, ...]) -> str:
     tiles = next(p for p in policies if p.key == "1B/tiles.yaml")
-    return str(yaml.safe_load(tiles.data)["raster"])
+    return str(yaml12.load(tiles.data)["raster"])
 
 
 def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, SegmentPlan]:

@@ -1,7 +1,9 @@
 """Policy packs: resolved from config, validated strictly twice (JSON Schema, then pydantic).
 
 The JSON Schemas under contracts/policies/ are generated from the pydantic models (`python -m engine
-contracts --write`), and a test keeps them in sync, so the two validators cannot drift.
+contracts --write`), and a test keeps them in sync, so the two validators cannot drift. The bytes sealed for
+a policy are its validated model's dump, so two spellings of one value (`1` and `1.0` for a float, `5e-1` and
+`0.5`) resolve to the same bytes and the same fingerprint.
 """
 
 from __future__ import annotations
@@ -12,26 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from engine.core.config import REPO_ROOT, deep_merge
+from engine.core import yaml12
+from engine.core.config import REPO_ROOT, SEGMENT_POLICIES, closest, deep_merge, explain, read_yaml
 from engine.core.contracts import BASE_URI, CONTRACTS_DIR, registry
 from engine.core.errors import EngineError
 from engine.core.horizon import POLICIES as CFG_POLICIES
-from engine.segments.l1.ingress.policy import POLICIES as ING_POLICIES
-from engine.segments.l1.s1a.policy import POLICIES as S1A_POLICIES
-from engine.segments.l1.s1b.policy import POLICIES as S1B_POLICIES
-from engine.segments.l1.s2a.policy import POLICIES as S2A_POLICIES
 
 # "CFG" policies are not shipped files: they are resolved from the run config itself (the horizon)
-MODELS: dict[str, dict[str, type[BaseModel]]] = {
-    "CFG": CFG_POLICIES,
-    "ING": ING_POLICIES,
-    "1A": S1A_POLICIES,
-    "1B": S1B_POLICIES,
-    "2A": S2A_POLICIES,
-}
+MODELS: dict[str, dict[str, type[BaseModel]]] = {"CFG": CFG_POLICIES, **SEGMENT_POLICIES}
 POLICY_DIR = REPO_ROOT / "config" / "policies"
 
 
@@ -56,38 +48,58 @@ def _validator(seg: str, name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema, registry=registry())
 
 
-def _where(path: Any) -> str:
+def _schema_error(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
+    """(field path, what) of a JSON-Schema error; unknown or missing keys and bad names name the key itself
+    and the closest valid name."""
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = err.schema.get("properties", {})
+        key = sorted((k for k in err.instance if k not in allowed), key=str)[0]
+        return [*path, key], f"unknown field {key!r}{closest(str(key), allowed)}"
+    if err.validator == "required":
+        key = next(k for k in err.validator_value if k not in err.instance)
+        return [*path, key], f"required field {key!r} is missing"
+    if "propertyNames" in err.schema_path:
+        key = err.instance
+        near = closest(str(key), err.validator_value) if err.validator == "enum" else ""
+        return [*path, key], f"{key!r} is not a valid key here{near}"
+    if err.validator == "enum" and isinstance(err.instance, str):
+        return path, f"{err.instance!r} is not allowed{closest(err.instance, err.validator_value)}"
+    return path, err.message
+
+
+def _dotted(path: list[Any]) -> str:
     return ".".join(str(p) for p in path) or "<root>"
 
 
 def validate_policy(seg: str, name: str, doc: Any, *, source: str, state: str) -> BaseModel:
     """Strict JSON-Schema check, then the pydantic model the code uses; E_POLICY_INVALID names the field."""
-    errors = sorted(_validator(seg, name).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        _validator(seg, name).iter_errors(doc),
+        key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path],
+    )
     if errors:
-        err = errors[0]
+        path, what = _schema_error(errors[0])
         raise EngineError(
             "E_POLICY_INVALID",
-            f"{err.message}",
-            where=f"{source} field {_where(err.absolute_path)}",
+            what,
+            where=f"{source} field {_dotted(path)}",
             fix=f"correct the policy (schema contracts/policies/{seg}/{name}.schema.json)",
             state=state,
         )
+    model = MODELS[seg][name]
     try:
-        return MODELS[seg][name].model_validate(doc)
+        return model.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        where, what, fix = explain(exc.errors()[0], model)
         raise EngineError(
-            "E_POLICY_INVALID",
-            err["msg"],
-            where=f"{source} field {_where(err['loc'])}",
-            fix="correct the policy so its cross-field rules hold",
-            state=state,
+            "E_POLICY_INVALID", what, where=f"{source} field {where}", fix=fix, state=state
         ) from None
 
 
 def dump_policy(doc: Any) -> bytes:
-    """The resolved policy's byte form (sealed and hashed): sorted-key YAML."""
-    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, allow_unicode=True).encode("utf-8")
+    """A policy's byte form (sealed and hashed): sorted-key YAML reading back the same as YAML 1.1 or 1.2."""
+    return yaml12.dump(doc).encode("utf-8")
 
 
 def resolve_policy(
@@ -96,16 +108,19 @@ def resolve_policy(
     overrides: dict[str, dict[str, dict[str, Any]]],
     config_docs: dict[str, Any] | None = None,
 ) -> bytes:
-    """Shipped policy (or, for CFG, the run config's own value) + overrides, validated; the bytes to seal."""
+    """Shipped policy (or, for CFG, the run config's own value) + overrides, validated; the bytes to seal are
+    the model's JSON-mode dump, so every spelling of one value seals the same bytes."""
     if seg == "CFG":
         doc, label = (config_docs or {})[name], f"config field {name}"
     else:
-        source = POLICY_DIR / seg / f"{name}.yaml"
-        doc = deep_merge(yaml.safe_load(source.read_text()), overrides.get(seg, {}).get(name, {}))
+        shipped = read_yaml(POLICY_DIR / seg / f"{name}.yaml", code="E_POLICY_INVALID", state="config")
+        override = overrides.get(seg, {}).get(name, {})
+        doc = deep_merge(shipped, override) if isinstance(shipped, dict) else shipped
         label = f"config/policies/{seg}/{name}.yaml (+ policy_overrides)"
-    validate_policy(seg, name, doc, source=label, state="config")
-    return dump_policy(doc)
+    model = validate_policy(seg, name, doc, source=label, state="config")
+    return dump_policy(model.model_dump(mode="json"))
 
 
 def load_policy_file(seg: str, name: str, path: Path, *, state: str) -> BaseModel:
-    return validate_policy(seg, name, yaml.safe_load(path.read_text()), source=str(path), state=state)
+    doc = read_yaml(path, code="E_POLICY_INVALID", state=state)
+    return validate_policy(seg, name, doc, source=str(path), state=state)

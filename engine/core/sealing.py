@@ -13,6 +13,7 @@ from engine.core.gates import RECEIPT, SEALED
 from engine.core.identity import manifest_fingerprint, parameter_hash, reference_identity
 from engine.core.layout import gate_dir
 from engine.core.policy import load_policy_file
+from engine.core.policy_codes import check_policy_codes
 from engine.core.publish import publish_bytes
 from engine.core.reflock import check_locked_bytes
 
@@ -111,13 +112,18 @@ def check_inputs(
     root: Path, spec: dict[str, Any], state: str
 ) -> tuple[list[dict[str, str]], dict[str, Path]]:
     """An S0's common opening: the fingerprint recomputes, every policy and reference matches disk, and the
-    segment's own policies validate. Returns the sealed inputs and their absolute paths by input id."""
+    segment's own policies validate, naming only codes (countries, MCCs, tzids, currencies) the sealed
+    references list. Returns the sealed inputs and their absolute paths by input id."""
     check_fingerprint(spec, state)
     inputs = check_policies(root, spec, state) + check_references(root, spec, state)
     paths = {i["id"]: root / i["path"] for i in inputs}
     seg = spec["segment"]
-    for key in (k for k in paths if k.startswith(f"{seg}/")):
-        load_policy_file(seg, key[len(seg) + 1 :].removesuffix(".yaml"), paths[key], state=state)
+    own = {
+        key: load_policy_file(seg, key[len(seg) + 1 :].removesuffix(".yaml"), paths[key], state=state)
+        for key in paths
+        if key.startswith(f"{seg}/")
+    }
+    check_policy_codes(own, paths, state)
     return inputs, paths
 
 

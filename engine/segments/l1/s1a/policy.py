@@ -1,16 +1,55 @@
-"""Pydantic models of 1A's policy packs; their JSON Schemas under contracts/ are generated from these."""
+"""Pydantic models of 1A's policy packs; their JSON Schemas under contracts/ are generated from these.
+
+Every model is `Strict`: unknown keys, a bool or float where an integer is due, a string where a number is
+due, and .inf/.nan are refused, so `100` and `100.0` can never mean two different worlds. Bounds on the
+linear-predictor coefficients are plausibility bounds: past them a world is nonsense, not merely unusual.
+"""
 
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from engine.core.policy_codes import Code
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class FieldError(ValueError):
+    """A cross-field rule broken at `path` (relative to the raising model), so the error names that field."""
+
+    def __init__(self, message: str, *path: str | int) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def pair(item: Any) -> Any:
+    """A (lo, hi) pair as YAML writes it, a 2-list: only the tuple is lax (a list is accepted), its items
+    stay strict."""
+    return Annotated[tuple[item, item], Field(strict=False)]
+
+
+def ordered(lo_hi: tuple[float, float], *path: str | int) -> None:
+    if lo_hi[0] > lo_hi[1]:
+        raise FieldError(f"[{lo_hi[0]}, {lo_hi[1]}] is reversed: lo must not exceed hi", *path)
+
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-Iso2 = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+Positive = Annotated[float, Field(gt=0.0)]
+# logit / log-linear coefficients: e^10 already moves odds or means by a factor of 22 000
+Coef = Annotated[float, Field(ge=-10.0, le=10.0)]
+# exponents applied to GDP (~1e13) or population: beyond 4 the weights overflow towards inf
+Exponent = Annotated[float, Field(gt=0.0, le=4.0)]
+Iso2 = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), Code("country")]
 Mcc = Annotated[int, Field(ge=0, le=9999)]
-SECTORS = (
+MccCode = Annotated[Mcc, Code("mcc")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), Code("currency")]
+SectorName = Literal[
     "grocery",
     "restaurants",
     "fuel",
@@ -25,78 +64,83 @@ SECTORS = (
     "transport",
     "utilities_telecom",
     "other",
-)
+]
+SECTORS: tuple[str, ...] = get_args(SectorName)
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def all_sectors(table: Mapping[str, object], *path: str | int) -> None:
+    """A closed sector table (unknown names are refused by its key type) must also miss none."""
+    missing = [s for s in SECTORS if s not in table]
+    if missing:
+        raise FieldError(f"missing sector(s) {', '.join(missing)}: the table must name every sector", *path)
 
 
 class Sector(Strict):
-    mccs: list[Mcc] = Field(min_length=1)
-    ranges: list[tuple[Mcc, Mcc]]
+    mccs: list[MccCode] = Field(min_length=1)
+    ranges: list[pair(Mcc)]  # type: ignore[valid-type]
 
 
 class Sectors(Strict):
-    sectors: dict[str, Sector]
+    sectors: dict[SectorName, Sector]
 
     @model_validator(mode="after")
     def _closed_and_disjoint(self) -> Sectors:
-        if tuple(sorted(self.sectors)) != tuple(sorted(SECTORS)):
-            raise ValueError(f"sectors must be exactly {sorted(SECTORS)}")
+        all_sectors(self.sectors, "sectors")
         owner: dict[int, str] = {}
         for name, sector in self.sectors.items():
             codes = set(sector.mccs)
-            for lo, hi in sector.ranges:
-                if lo > hi:
-                    raise ValueError(f"sector {name}: range [{lo}, {hi}] is reversed")
+            for i, (lo, hi) in enumerate(sector.ranges):
+                ordered((lo, hi), "sectors", name, "ranges", i)
                 codes.update(range(lo, hi + 1))
-            for code in codes:
+            for code in sorted(codes):
                 if owner.setdefault(code, name) != name:
-                    raise ValueError(f"MCC {code} belongs to both {owner[code]} and {name}")
+                    raise FieldError(f"MCC {code} belongs to both {owner[code]} and {name}", "sectors", name)
         return self
 
 
-SectorFloats = dict[str, float]
+SectorCoefs = dict[SectorName, Coef]
 
 
 class HurdleParams(Strict):
-    beta0: float
-    cnp: float
-    gdp_bucket: list[float] = Field(min_length=5, max_length=5)
-    sector: SectorFloats
+    beta0: Coef
+    cnp: Coef
+    gdp_bucket: list[Coef] = Field(min_length=5, max_length=5)
+    sector: SectorCoefs
 
 
 class NbParams(Strict):
-    log_mu0: float
-    cnp: float
-    gdp_slope: float
-    sector: SectorFloats
-    log_phi0: float
-    phi_sector: dict[str, Annotated[float, Field(ge=-0.2, le=0.2)]]
-    mu_clamp: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
-    phi_clamp: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
-    n_max: Annotated[int, Field(ge=2)]
+    log_mu0: Coef
+    cnp: Coef
+    gdp_slope: Coef
+    sector: SectorCoefs
+    log_phi0: Coef
+    phi_sector: dict[SectorName, Annotated[float, Field(ge=-0.2, le=0.2)]]
+    mu_clamp: pair(Positive)  # type: ignore[valid-type]
+    phi_clamp: pair(Positive)  # type: ignore[valid-type]
+    n_max: Annotated[int, Field(ge=2, le=100_000)]
     max_attempts: Annotated[int, Field(ge=1, le=1024)]
+
+    @model_validator(mode="after")
+    def _clamps(self) -> NbParams:
+        ordered(self.mu_clamp, "mu_clamp")
+        ordered(self.phi_clamp, "phi_clamp")
+        if self.mu_clamp[1] > self.n_max:
+            raise FieldError(f"mu_clamp upper {self.mu_clamp[1]} exceeds n_max {self.n_max}", "mu_clamp")
+        return self
 
 
 class HurdleNb(Strict):
-    gdp_bucket_breaks_usd: list[Annotated[float, Field(gt=0)]] = Field(min_length=4, max_length=4)
+    gdp_bucket_breaks_usd: list[Positive] = Field(min_length=4, max_length=4)
     hurdle: HurdleParams
     nb: NbParams
 
     @model_validator(mode="after")
     def _sectors_complete(self) -> HurdleNb:
-        breaks = self.gdp_bucket_breaks_usd
-        if any(a >= b for a, b in itertools.pairwise(breaks)):
-            raise ValueError("gdp_bucket_breaks_usd must be strictly increasing")
-        for label, table in (
-            ("hurdle.sector", self.hurdle.sector),
-            ("nb.sector", self.nb.sector),
-            ("nb.phi_sector", self.nb.phi_sector),
-        ):
-            if set(table) != set(SECTORS):
-                raise ValueError(f"{label} must name every sector exactly once")
+        if any(a >= b for a, b in itertools.pairwise(self.gdp_bucket_breaks_usd)):
+            raise FieldError("gdp_bucket_breaks_usd must be strictly increasing", "gdp_bucket_breaks_usd")
+        all_sectors(self.hurdle.sector, "hurdle", "sector")
+        all_sectors(self.nb.sector, "nb", "sector")
+        all_sectors(self.nb.phi_sector, "nb", "phi_sector")
         return self
 
 
@@ -114,16 +158,20 @@ class LadderTier(Strict):
 
 
 class Ztp(Strict):
-    theta0: float
-    theta1: float
-    theta2: float
+    theta0: Coef
+    theta1: Coef
+    theta2: Coef
     max_attempts: Annotated[int, Field(ge=1, le=1024)]
+
+
+# openness = clamp01(by_gdp_bucket[b] + cnp + sector delta): a delta beyond ±1 only ever saturates
+Delta = Annotated[float, Field(ge=-1.0, le=1.0)]
 
 
 class Openness(Strict):
     by_gdp_bucket: list[Prob] = Field(min_length=5, max_length=5)
-    cnp: float
-    sector: SectorFloats
+    cnp: Delta
+    sector: dict[SectorName, Delta]
 
 
 class FloorTier(Strict):
@@ -131,21 +179,21 @@ class FloorTier(Strict):
     h: Annotated[float, Field(gt=0.0, le=1.0)]
 
 
-def _contiguous_from_two(tiers: list, label: str) -> None:
+def _contiguous_from_two(tiers: list[OpenTier] | list[LadderTier], label: str) -> None:
     mins = [t.n_min for t in tiers]
-    if not mins or mins[0] != 2 or any(a >= b for a, b in itertools.pairwise(mins)):
-        raise ValueError(f"{label} tiers must start at n_min 2 and increase strictly")
+    if mins[0] != 2 or any(a >= b for a, b in itertools.pairwise(mins)):
+        raise FieldError(f"{label} tiers must start at n_min 2 and increase strictly", label)
 
 
 class Crossborder(Strict):
     deny_home: list[Iso2]
     deny_dest: list[Iso2]
-    deny_cnp_mcc: list[Mcc]
+    deny_cnp_mcc: list[MccCode]
     open_prob: list[OpenTier] = Field(min_length=1)
     cnp_open_multiplier: Annotated[float, Field(ge=0.0)]
     ladder: list[LadderTier] = Field(min_length=1)
     hubs: list[Iso2]
-    max_candidates: Annotated[int, Field(ge=1)]
+    max_candidates: Annotated[int, Field(ge=1, le=1000)]
     ztp: Ztp
     openness: Openness
     home_floor: list[FloorTier] = Field(min_length=1)
@@ -156,26 +204,26 @@ class Crossborder(Strict):
         _contiguous_from_two(self.ladder, "ladder")
         maxes = [t.n_max for t in self.home_floor]
         if maxes[-1] is not None or any(m is None for m in maxes[:-1]):
-            raise ValueError("home_floor: only the last tier may (and must) have n_max null")
+            raise FieldError("home_floor: only the last tier may (and must) have n_max null", "home_floor")
         bounded = [m for m in maxes if m is not None]
         if any(a >= b for a, b in itertools.pairwise(bounded)):
-            raise ValueError("home_floor tiers must increase strictly in n_max")
+            raise FieldError("home_floor tiers must increase strictly in n_max", "home_floor")
         return self
 
 
 class Affinity(Strict):
-    same_subregion: Annotated[float, Field(gt=0)]
-    same_region: Annotated[float, Field(gt=0)]
-    other: Annotated[float, Field(gt=0)]
+    same_subregion: Positive
+    same_region: Positive
+    other: Positive
 
 
 class CurrencyWeights(Strict):
     market_basis: Literal["gdp_total"]
     spill_default: Annotated[float, Field(gt=0.0, lt=1.0)]
-    spill_overrides: dict[Annotated[str, Field(pattern=r"^[A-Z]{3}$")], Annotated[float, Field(gt=0, lt=1)]]
-    spill_exponent: Annotated[float, Field(gt=0.0)]
+    spill_overrides: dict[Currency, Annotated[float, Field(gt=0, lt=1)]]
+    spill_exponent: Exponent
     affinity: Affinity
-    hub_boost: Annotated[float, Field(gt=0.0)]
+    hub_boost: Positive
 
 
 class Check(Strict):
@@ -197,11 +245,55 @@ class Validation(Strict):
     replay_sample: ReplaySample | None = None
     checks: list[Check] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _checks(self) -> Validation:
+        seen: dict[str, int] = {}
+        for i, check in enumerate(self.checks):
+            if check.id in seen:
+                raise FieldError(f"check id {check.id} repeats checks.{seen[check.id]}", "checks", i, "id")
+            seen[check.id] = i
+            if check.lo is not None and check.hi is not None:
+                ordered((check.lo, check.hi), "checks", i, "lo")
+        return self
+
+
+def validation_model(seg: str, metrics: tuple[str, ...]) -> type[Validation]:
+    """A segment's validation pack: check ids carry the segment, and a check may only name a metric the
+    segment's validation state computes (an unknown one would fail after the data was written)."""
+    check = create_model(
+        f"Check{seg}",
+        __base__=Check,
+        id=(Annotated[str, Field(pattern=rf"^{seg}\.R[0-9]{{2}}[a-z]?$")], ...),
+        metric=(Literal[metrics], ...),
+    )
+    return create_model(f"Validation{seg}", __base__=Validation, checks=(list[check], Field(min_length=1)))
+
+
+# the metrics 1A.S9 computes (engine/segments/l1/s1a/s9_validation.py)
+METRICS = (
+    "single_site_share",
+    "median_n_multi",
+    "gini_outlets",
+    "top10pct_outlet_share",
+    "multi_country_share",
+    "foreign_outlet_share",
+    "foreign_share_top_decile_minus_bottom_half",
+    "median_candidates_open",
+    "spearman_candidates_selected",
+    "nb_rejection_zscore",
+    "clamped_or_exhausted_share",
+    "top1_home_share",
+    "small_home_share",
+    "top10_home_share",
+    "cnp_share",
+    "top5_mcc_share",
+    "sectors_present",
+)
 
 POLICIES: dict[str, type[Strict]] = {
     "sectors": Sectors,
     "hurdle_nb": HurdleNb,
     "crossborder": Crossborder,
     "currency_weights": CurrencyWeights,
-    "validation": Validation,
+    "validation": validation_model("1A", METRICS),
 }

@@ -11,9 +11,9 @@ import polars as pl
 from engine.core.canonical import sha256_file
 from engine.core.contracts import dataset_file, dictionary, validate_table
 from engine.core.errors import EngineError
+from engine.core.gates import read_input_table
 from engine.core.layout import ingress_report_path
-from engine.core.policy import load_policy_file
-from engine.core.sealing import check_fingerprint, check_policies, check_references, write_gate
+from engine.core.sealing import check_inputs, write_gate
 
 STATE = "1A.S0"
 
@@ -43,24 +43,6 @@ def _check_universe(
         )
 
 
-def _check_policy_codes(root: Path, sealed: dict[str, str], mcc_ref: pl.DataFrame) -> None:
-    sectors = load_policy_file("1A", "sectors", root / sealed["1A/sectors.yaml"], state=STATE)
-    known = set(mcc_ref["mcc"].to_list())
-    for name, sector in sectors.sectors.items():
-        unknown = [c for c in sector.mccs if c not in known]
-        if unknown:
-            raise EngineError(
-                "E_POLICY_INVALID",
-                f"sector {name} lists MCCs not in ref_mcc: {unknown}",
-                where=sealed["1A/sectors.yaml"],
-                fix="list only ISO 18245 codes",
-                state=STATE,
-            )
-    for key in sealed:
-        if key.startswith("1A/"):
-            load_policy_file("1A", key[3:].removesuffix(".yaml"), root / sealed[key], state=STATE)
-
-
 def _check_ingress_digest(root: Path, ing_mf: str, universe_path: Path) -> None:
     """The universe must still be the bytes the ingress published (its report records the digest)."""
     report = ingress_report_path(root, ing_mf)
@@ -76,9 +58,7 @@ def _check_ingress_digest(root: Path, ing_mf: str, universe_path: Path) -> None:
 
 
 def run(root: Path, spec: dict[str, Any]) -> None:
-    check_fingerprint(spec, STATE)
-    inputs = check_policies(root, spec, STATE) + check_references(root, spec, STATE)
-    paths = {i["id"]: i["path"] for i in inputs}
+    inputs, paths = check_inputs(root, spec, STATE)
     universe_path = dataset_file(root, "merchant_universe", mf=spec["upstream"]["ING"])
     if not universe_path.is_file():
         raise EngineError(
@@ -89,14 +69,12 @@ def run(root: Path, spec: dict[str, Any]) -> None:
             state=STATE,
         )
     _check_ingress_digest(root, spec["upstream"]["ING"], universe_path)
-    mcc_ref = pl.read_parquet(root / paths["ref_mcc"])
     _check_universe(
-        pl.read_parquet(universe_path),
-        pl.read_parquet(root / paths["ref_countries"]),
-        mcc_ref,
+        read_input_table(universe_path, state=STATE),
+        read_input_table(paths["ref_countries"], state=STATE),
+        read_input_table(paths["ref_mcc"], state=STATE),
         str(universe_path),
     )
-    _check_policy_codes(root, paths, mcc_ref)
     inputs.append(
         {
             "id": "merchant_universe",

@@ -6,18 +6,22 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from engine.segments.l1.s1a.policy import Strict, Validation
+from engine.refdata.registry import RASTER_RESOLUTIONS
+from engine.segments.l1.s1a.policy import Exponent, Strict, validation_model
+
+# the population rasters the reference registry can build (one per resolution)
+RasterName = Literal[tuple(f"ref_population_raster_{res}" for res in RASTER_RESOLUTIONS)]  # type: ignore[valid-type]
 
 
 class Tiles(Strict):
-    raster: Annotated[str, Field(pattern=r"^ref_population_raster_[0-9p]+$")]
+    raster: RasterName
     predicate: Literal["center"]
     small_country_ladder: list[Literal["touched", "representative_point"]]
 
 
 class TileWeights(Strict):
     basis: Literal["population"]
-    exponent: Annotated[float, Field(gt=0.0)]
+    exponent: Exponent
     background_share: Annotated[float, Field(ge=0.0, lt=1.0)]
     zero_mass: Literal["uniform"]
 
@@ -28,4 +32,23 @@ class Placement(Strict):
     city_min_population: Annotated[int, Field(ge=0)]
 
 
-POLICIES = {"tiles": Tiles, "tile_weights": TileWeights, "placement": Placement, "validation": Validation}
+# the metrics 1B.S9 computes (engine/segments/l1/s1b/s9_validation.py)
+METRICS = (
+    "inside_country_share",
+    "fallback_share",
+    "min_tile_chi2_p",
+    "max_stripe_z",
+    "populated_cells_used_ratio",
+    "unique_coord_share",
+    "median_city_km_excess",
+    "p90_city_km_excess",
+    "populated_tile_share",
+    "uniform_basis_countries",
+)
+
+POLICIES = {
+    "tiles": Tiles,
+    "tile_weights": TileWeights,
+    "placement": Placement,
+    "validation": validation_model("1B", METRICS),
+}

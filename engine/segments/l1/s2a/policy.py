@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from engine.segments.l1.s1a.policy import Strict, Validation
+from engine.core.policy_codes import Code
+from engine.segments.l1.s1a.policy import FieldError, Strict, validation_model
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _iso_date(value: Any) -> Any:
+    """A calendar date as YAML 1.2 reads it (text `YYYY-MM-DD`); never a number or a timestamp."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a calendar date") from exc
+    if type(value) is dt.date:
+        return value
+    raise ValueError(f"{value!r} is not a date: write YYYY-MM-DD")
+
+
+def _target_text(value: Any) -> Any:
+    """A site or MCC target may be written as a number (a `--config` value always reads as one): it is
+    sealed as its text, so `5411` and `"5411"` are one override."""
+    return str(value) if type(value) is int else value
 
 
 class TzResolution(Strict):
@@ -22,18 +41,25 @@ class TzResolution(Strict):
     override_max: Share
 
 
+TARGET_SHAPES = {"site": r"^[0-9]+$", "mcc": r"^[0-9]{4}$", "country": r"^[A-Z]{2}$"}
+
+
 class OverrideEntry(Strict):
     scope: Literal["site", "mcc", "country"]
-    target: Annotated[str, Field(min_length=1)]
-    tzid: Annotated[str, Field(min_length=1)]
+    target: Annotated[
+        str,
+        BeforeValidator(_target_text, json_schema_input_type=str | int),
+        Field(min_length=1),
+        Code(by="scope"),
+    ]
+    tzid: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"), Code("tzid")]
     reason: Annotated[str, Field(min_length=1)]
-    expires: dt.date | None = None
+    expires: Annotated[dt.date, BeforeValidator(_iso_date)] | None = None
 
     @model_validator(mode="after")
     def _target_shape(self) -> OverrideEntry:
-        shapes = {"site": r"^[0-9]+$", "mcc": r"^[0-9]{4}$", "country": r"^[A-Z]{2}$"}
-        if not re.fullmatch(shapes[self.scope], self.target):
-            raise ValueError(f"target {self.target!r} is not a valid {self.scope} target")
+        if not re.fullmatch(TARGET_SHAPES[self.scope], self.target):
+            raise FieldError(f"target {self.target!r} is not a valid {self.scope} target", "target")
         return self
 
 
@@ -41,4 +67,21 @@ class TzOverrides(Strict):
     overrides: list[OverrideEntry]
 
 
-POLICIES = {"tz_resolution": TzResolution, "tz_overrides": TzOverrides, "validation": Validation}
+# the metrics 2A.S5 computes (engine/segments/l1/s2a/s5_validation.py)
+METRICS = (
+    "tzid_listed_share",
+    "fallback_share",
+    "max_country_fallback_share",
+    "nearest_beyond_share",
+    "override_share",
+    "multizone_countries_using_two",
+    "median_zone_entropy",
+    "cache_agreement",
+    "dst_windows_agreement",
+)
+
+POLICIES = {
+    "tz_resolution": TzResolution,
+    "tz_overrides": TzOverrides,
+    "validation": validation_model("2A", METRICS),
+}
