@@ -111,17 +111,70 @@ def _good() -> dict[str, list]:
     }
 
 
+# s1_hurdle's dtypes as layer1.md writes them, typed by hand rather than read from the contract under test
+HURDLE_DTYPES = {
+    "seed": pl.UInt64(),
+    "manifest_fingerprint": pl.String(),
+    "merchant_id": pl.UInt64(),
+    "sector": pl.String(),
+    "gdp_bucket": pl.UInt16(),
+    "logit": pl.Float64(),
+    "pi": pl.Float64(),
+    "is_multi": pl.Boolean(),
+}
+SECTORS = [
+    "grocery",
+    "restaurants",
+    "fuel",
+    "apparel",
+    "retail_general",
+    "home_electronics",
+    "digital_goods",
+    "travel",
+    "health",
+    "services",
+    "entertainment",
+    "transport",
+    "utilities_telecom",
+    "other",
+]
+
+
 def _frame(cols: dict[str, list], dtypes: dict | None = None) -> pl.DataFrame:
-    schema = {**table_schema(HURDLE).polars_schema(), **(dtypes or {})}
+    schema = {**HURDLE_DTYPES, **(dtypes or {})}
     return pl.DataFrame(cols, schema={c: schema[c] for c in cols})
 
 
-def test_validate_table_accepts_a_correct_frame() -> None:
-    validate_table(_frame(_good()), HURDLE, where="w", state="1A.S1")
+def test_validate_table_accepts_every_edge_of_the_contract() -> None:
+    """Inclusive bounds, every enum value, both ends of u64, subnormals and ±max finite floats all pass:
+    a bound checked with < for ≤, a missing enum value or a dtype drift in the contract fails here."""
+    n = len(SECTORS)
+
+    def cycle(values: list) -> list:
+        return [values[i % len(values)] for i in range(n)]
+
+    edges = {
+        "seed": cycle([0, 2**64 - 1]),
+        "manifest_fingerprint": cycle([MF, "0" * 64, "f" * 64]),
+        "merchant_id": [1, 2**63 - 1, *range(2, n)],
+        "sector": SECTORS,
+        "gdp_bucket": cycle([0, 4, 1, 2, 3]),
+        "logit": cycle([-1.7976931348623157e308, 1.7976931348623157e308, -0.0, 5e-324]),
+        "pi": cycle([0.0, 1.0, 5e-324, 1.0 - 2.0**-53]),
+        "is_multi": cycle([False, True]),
+    }
+    validate_table(_frame(edges), HURDLE, where="w", state="1A.S1")
 
 
-def test_validate_table_accepts_empty_frame() -> None:
-    validate_table(_frame({c: [] for c in HURDLE_COLUMNS}), HURDLE, where="w", state="1A.S1")
+def test_validate_table_checks_columns_and_dtypes_of_an_empty_frame() -> None:
+    """No rows to check, yet the shape is the contract's: an empty output of the wrong type is refused."""
+    empty = {c: [] for c in HURDLE_COLUMNS}
+    validate_table(_frame(empty), HURDLE, where="w", state="1A.S1")
+    with pytest.raises(EngineError) as info:
+        validate_table(_frame(empty, {"gdp_bucket": pl.Int64()}), HURDLE, where="w", state="1A.S1")
+    assert info.value.what == "column gdp_bucket: dtype Int64 != UInt16"
+    with pytest.raises(EngineError, match="columns"):
+        validate_table(_frame(empty).drop("pi"), HURDLE, where="w", state="1A.S1")
 
 
 def _mutate(col: str, index: int, value: object) -> dict[str, list]:

@@ -108,16 +108,50 @@ def test_manifest_fingerprint_exact() -> None:
     assert want == "87e1b5447ed403a887a37655bb33d6db844bfac83ef7759cacae588f67f2a611"
 
 
-def test_manifest_fingerprint_is_stable() -> None:
-    fp = manifest_fingerprint(**BASE)
-    assert manifest_fingerprint(**BASE) == fp
-    assert manifest_fingerprint(**BASE, extra=None) == fp
-    assert manifest_fingerprint(**BASE, extra={}) == fp
-    assert re.fullmatch(r"[0-9a-f]{64}", fp)
-    # insertion order of the mappings is irrelevant
-    multi = {**BASE, "references": {"b": "1", "a": "2"}, "upstream": {"X": "3", "ING": "4"}}
-    flipped = {**BASE, "references": {"a": "2", "b": "1"}, "upstream": {"ING": "4", "X": "3"}}
-    assert manifest_fingerprint(**multi) == manifest_fingerprint(**flipped)
+def _independent_fingerprint(fields: dict) -> str:
+    """The design's fingerprint by hand: sha256 of the sorted-key compact UTF-8 JSON of six fields + LF."""
+    doc = {
+        "contract_version": fields["contract_version"],
+        "extra": dict(fields.get("extra") or {}),
+        "parameter_hash": fields["parameter_hash_hex"],
+        "references": fields["references"],
+        "segment": fields["segment"],
+        "upstream": fields["upstream"],
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+names = st.text(min_size=1, max_size=8)
+hexes = st.text("0123456789abcdef", min_size=64, max_size=64)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    upstream=st.dictionaries(names, hexes, max_size=4),
+    references=st.dictionaries(
+        names, st.fixed_dictionaries({"recipe_id": hexes, "sha256": hexes}), max_size=4
+    ),
+    extra=st.none() | st.dictionaries(names, names, max_size=3),
+    order=st.randoms(),
+)
+def test_manifest_fingerprint_matches_an_independent_derivation_in_any_order(
+    upstream: dict, references: dict, extra: dict | None, order
+) -> None:
+    """Any keys (non-ASCII too) in any insertion order; no extra and an empty extra are the same world."""
+    fields = {**BASE, "upstream": upstream, "references": references, "extra": extra}
+    want = _independent_fingerprint(fields)
+
+    def shuffled(mapping: dict) -> dict:
+        items = list(mapping.items())
+        order.shuffle(items)
+        return dict(items)
+
+    reordered = {**fields, "upstream": shuffled(upstream), "references": shuffled(references)}
+    if extra is not None:
+        reordered["extra"] = shuffled(extra)
+    assert manifest_fingerprint(**fields) == want
+    assert manifest_fingerprint(**reordered) == want
 
 
 VARIANTS = {

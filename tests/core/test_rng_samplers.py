@@ -6,6 +6,7 @@ sampler (wrong shape, off-by-one, broken tail) fails by orders of magnitude.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -230,12 +231,57 @@ def test_categorical_matches_searchsorted(weights, u):
     assert categorical_inverse_cdf(u, cdf) == expected
 
 
-def test_samplers_replay_bit_for_bit():
-    def run() -> list[float]:
-        s = new_stream("t.replay", entity=99)
-        return [std_normal(s), gamma(s, 0.7), poisson(s, 4.2), poisson(s, 250.0), gamma(s, 12.0)]
+class NumpyLanes:
+    """new_stream's open uniforms re-derived without the kernels: numpy's Philox gives block ⟨entity, 0, 0, d⟩
+    (it bumps its counter before each block, so it starts one below) and u = ((x >> 11) + ½)·2^-53."""
 
-    assert run() == run()
+    def __init__(self, label: str, entity: int) -> None:
+        self.key = np.array(family_key(2024, PHASH, label), dtype=np.uint64)
+        self.entity = entity
+        self.lanes: list[int] = []
+        self.used = 0
+
+    def __call__(self) -> float:
+        if self.used % 4 == 0:
+            counter = np.array([self.entity - 1, 0, 0, self.used // 4], dtype=np.uint64)
+            self.lanes = [int(x) for x in np.random.Philox(counter=counter, key=self.key).random_raw(4)]
+        x = self.lanes[self.used % 4]
+        self.used += 1
+        return min(((x >> 11) + 0.5) * 2.0**-53, 1.0 - 2.0**-53)
+
+
+def textbook_normal(u: NumpyLanes) -> float:
+    """Box–Muller's cos branch: radius from the first lane, angle from the second."""
+    radius = math.sqrt(-2.0 * math.log(u()))
+    return radius * math.cos(2.0 * math.pi * u())
+
+
+def textbook_gamma(u: NumpyLanes, alpha: float) -> float:
+    """Marsaglia & Tsang (2000): each try a normal (2 lanes), then its uniform; for α < 1, G(α+1)·U^(1/α)
+    with U the lane after the accepted try."""
+    d = (alpha if alpha >= 1.0 else alpha + 1.0) - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x, v_u = textbook_normal(u), u()
+        t = 1.0 + c * x
+        if t > 0.0:
+            v = t**3
+            if v_u < 1.0 - 0.0331 * x**4 or math.log(v_u) < 0.5 * x**2 + d * (1.0 - v + math.log(v)):
+                break
+    return d * v if alpha >= 1.0 else d * v * u() ** (1.0 / alpha)
+
+
+def test_samplers_read_the_lanes_the_textbook_algorithms_read() -> None:
+    """Values and lane counts re-derived from numpy's Philox and the published algorithms (Poisson λ < 10 by
+    inverting scipy's CDF): reading another lane, swapping two, or skipping one changes what comes out."""
+    s, u = new_stream("t.replay", entity=99), NumpyLanes("t.replay", 99)
+    for _ in range(1_000):  # α = 1 puts ~0.7 % of tries at t ≤ 0, whose uniform is still drawn
+        assert std_normal(s) == pytest.approx(textbook_normal(u), rel=1e-13, abs=1e-300)
+        assert gamma(s, 0.7) == pytest.approx(textbook_gamma(u, 0.7), rel=1e-12, abs=1e-300)
+        assert poisson(s, 4.2) == int(stats.poisson.ppf(u(), 4.2))
+        assert gamma(s, 1.0) == pytest.approx(textbook_gamma(u, 1.0), rel=1e-12)
+        assert stream_draws(s) == u.used
+    assert stream_blocks(s) == -(-u.used // 4)
 
 
 def test_ledger_exact_values_and_merge():

@@ -5,6 +5,8 @@ The geographic artefacts (polygons, cities, rasters, time zones) are tested in t
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import re
 import shutil
@@ -226,11 +228,40 @@ def test_rebuild_is_byte_identical(built: dict[str, Path], name: str, tmp_path: 
         assert sha256_file(tmp_path / file) == sha256_file(built[name] / file), file
 
 
-def test_recipe_id_stable_and_distinct() -> None:
-    ids = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
-    assert ids == {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
-    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in ids.values())
-    assert len(set(ids.values())) == len(ids)
+def test_recipe_id_rederived_for_ref_mcc() -> None:
+    """recipe_id recomputed with hashlib and json from what it must cover: the builder and each engine module
+    it reaches by import (listed by hand from their import lines), its package versions, no shipped file."""
+    engine = Path(registry.__file__).resolve().parents[1]
+    sources = {
+        "engine.refdata.mcc": "refdata/mcc.py",  # imports engine.refdata.provenance
+        "engine.refdata.provenance": "refdata/provenance.py",  # core.canonical, core.parquet_io, registry
+        "engine.refdata": "refdata/__init__.py",  # `from engine.refdata import registry` imports the package
+        "engine.refdata.registry": "refdata/registry.py",  # core.canonical
+        "engine.core.canonical": "core/canonical.py",
+        "engine.core.parquet_io": "core/parquet_io.py",
+    }
+    doc = {
+        "artefact": "ref_mcc",
+        "filename": "ref_mcc.parquet",
+        "params": {},
+        "modules": {m: hashlib.sha256((engine / f).read_bytes()).hexdigest() for m, f in sources.items()},
+        "packages": {p: importlib.metadata.version(p) for p in ("iso18245", "polars", "pyarrow")},
+        "shipped": {},
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    assert registry.recipe_id("ref_mcc") == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_recipe_id_follows_package_versions_and_params(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in before.values())
+    assert len(set(before.values())) == len(before)  # the three rasters differ only in their resolution
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda p: "0.0.0.test" if p == "pyarrow" else real(p))
+    after = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    changed = {name for name in before if after[name] != before[name]}
+    assert changed == {name for name, r in registry.ARTEFACTS.items() if "pyarrow" in r.packages}
+    assert changed and changed != set(before)
 
 
 def test_recipe_id_follows_shipped_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +14,9 @@ import numpy as np
 import polars as pl
 
 from engine.core.canonical import canonical_json_bytes, sha256_file
-from engine.core.contracts import PART_FILE, dataset_dir, dictionary, validate_table
+from engine.core.contracts import DTYPES, PART_FILE, dataset_dir, dictionary, table_schema, validate_table
 from engine.core.errors import EngineError
+from engine.core.gates import read_input_table
 from engine.core.ids import assign_ids
 from engine.core.layout import ingress_report_path
 from engine.core.parquet_io import write_parquet
@@ -128,48 +133,193 @@ def generate(
     return out.sort("merchant_id"), probes
 
 
+USER_REQUIRED = ("merchant_id", "mcc", "channel", "home_country_iso")
+USER_COLUMNS = (*USER_REQUIRED, "sector")
+"""The columns a user file may hold; `sector` is optional and, when given, must be its MCC's sector."""
+_WHOLE = r"^[0-9]{1,19}$"  # every id and MCC the contract allows has at most 19 decimal digits
+
+
+@dataclass(frozen=True)
+class UserTable:
+    """A user file as read (CSV: cells as text, empty → null; Parquet: its columns) and each row's place."""
+
+    path: Path
+    frame: pl.DataFrame
+    unit: str  # "line": the CSV line a record starts on; "row": the 1-based Parquet row
+    places: list[int]
+
+    def cell(self, i: int, column: str) -> str:
+        return f"{self.path}:{self.unit} {self.places[i]} column {column}"
+
+
+def _first(mask: pl.Series) -> int | None:
+    """Index of the first true entry; a null entry comes from an empty cell, which is refused too."""
+    hits = mask.fill_null(True).arg_true()
+    return int(hits[0]) if len(hits) else None
+
+
+def _check_header(names: list[str], where: str) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    unknown = [n for n in names if n not in USER_COLUMNS]
+    missing = [c for c in USER_REQUIRED if c not in names]
+    allowed = f"the columns are {', '.join(USER_REQUIRED)} and, optionally, sector"
+    for problem, found in (("repeats", repeated), ("has unknown", unknown), ("lacks", missing)):
+        if found:
+            raise _err("E_ING_SCHEMA", f"merchant file {problem} columns {found}", where, allowed)
+
+
+def _read_csv(path: Path) -> UserTable:
+    """Every cell as text, so nothing is coerced: `1.0e3` stays text and is refused, never truncated."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _err(
+            "E_ING_SCHEMA", f"cannot read merchant file: {exc.strerror}", str(path), "make it readable"
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _err(
+            "E_ING_SCHEMA",
+            "merchant file is not UTF-8 text",
+            f"{path}:line {line}",
+            "save it as UTF-8 CSV, or give a Parquet file a .parquet name",
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise _err("E_ING_EMPTY", "merchant file is empty", str(path), "supply a header and merchants")
+        _check_header(header, f"{path}:line 1")
+        cells: list[list[str | None]] = [[] for _ in header]
+        places: list[int] = []
+        start = reader.line_num + 1
+        for record in reader:
+            if record:  # a blank line holds no merchant
+                if len(record) != len(header):
+                    raise _err(
+                        "E_ING_SCHEMA",
+                        f"{len(record)} fields where the header has {len(header)}",
+                        f"{path}:line {start}",
+                        "give every row one value per header column",
+                    )
+                for column, value in zip(cells, record, strict=True):
+                    column.append(value or None)
+                places.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise _err(
+            "E_ING_SCHEMA", f"malformed CSV: {exc}", f"{path}:line {reader.line_num}", "fix the quoting"
+        ) from None
+    frame = pl.DataFrame([pl.Series(n, c, dtype=pl.String) for n, c in zip(header, cells, strict=True)])
+    return UserTable(path, frame, "line", places)
+
+
+def _read_parquet(path: Path) -> UserTable:
+    try:
+        frame = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        what = f"cannot read Parquet: {str(exc).splitlines()[0]}"
+        raise _err("E_ING_SCHEMA", what, str(path), "supply a valid Parquet file") from None
+    _check_header(frame.columns, str(path))
+    return UserTable(path, frame, "row", list(range(1, frame.height + 1)))
+
+
+def _checked_column(table: UserTable, column: str) -> pl.Series:
+    """One column against its contract spec (dtype, nulls, range, enum, pattern); names its first bad cell."""
+    spec = table_schema(dictionary()[DATASET]["schema"]).columns[column]
+    want = DTYPES[spec["dtype"]]
+    raw = table.frame[column]
+    if raw.dtype in (pl.Categorical, pl.Enum):
+        raw = raw.cast(pl.String)
+    stored_right = raw.dtype.is_integer() if want.is_integer() else raw.dtype == pl.String
+    if want.is_integer() and raw.dtype == pl.String and table.unit == "line":  # CSV text, parsed strictly
+        bad, values = ~raw.str.contains(_WHOLE), raw.cast(pl.UInt64, strict=False)
+    elif stored_right:
+        bad, values = raw.is_null(), raw
+    else:
+        kind = "integers" if want.is_integer() else "strings"
+        raise _err(
+            "E_ING_SCHEMA",
+            f"{column} is stored as {raw.dtype}, not as {kind}",
+            f"{table.path} column {column}",
+            f"store {column} as {kind}",
+        )
+    if want.is_integer():
+        lo, hi = spec["minimum"], spec["maximum"]
+        bad = bad | (values < lo) | (values > hi)
+        expect = f"a whole number from {lo} to {hi}"
+    elif "enum" in spec:
+        bad = ~values.is_in(spec["enum"])
+        expect = f"one of {', '.join(spec['enum'])}"
+    else:
+        bad = ~values.str.contains(spec["pattern"])
+        expect = f"text matching {spec['pattern']}"
+    i = _first(bad)
+    if i is None:
+        return values.cast(want)
+    if raw[i] is None:
+        raise _err("E_ING_SCHEMA", f"{column} is empty", table.cell(i, column), f"give every row a {column}")
+    raise _err("E_ING_SCHEMA", f"{column} {raw[i]!r} is not {expect}", table.cell(i, column), f"use {expect}")
+
+
+def _refuse(
+    table: UserTable, mask: pl.Series, column: str, code: str, what: Callable[[int], str], fix: str
+) -> None:
+    i = _first(mask)
+    if i is not None:
+        raise _err(code, what(i), table.cell(i, column), fix)
+
+
 def read_user_file(
     path: Path, sectors: Sectors, countries: pl.DataFrame, mcc_ref: pl.DataFrame
 ) -> pl.DataFrame:
-    """A user-supplied universe, checked column-wise; sector derived from sectors.yaml."""
-    where = str(path)
-    try:
-        raw = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
-    except Exception as exc:  # polars raises many types for unreadable files
-        raise _err(
-            "E_ING_SCHEMA", f"cannot read merchant file: {exc}", where, "supply CSV or Parquet"
-        ) from None
-    missing = [c for c in ("merchant_id", "mcc", "channel", "home_country_iso") if c not in raw.columns]
-    if missing:
-        raise _err("E_ING_SCHEMA", f"missing columns {missing}", where, "add the columns named")
-    if raw.is_empty():
-        raise _err("E_ING_EMPTY", "merchant file has no rows", where, "supply at least one merchant")
-    try:
-        df = raw.select(
-            pl.col("merchant_id").cast(pl.UInt64, strict=True),
-            pl.col("mcc").cast(pl.UInt16, strict=True),
-            pl.col("channel").cast(pl.String),
-            pl.col("home_country_iso").cast(pl.String),
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise _err(
-            "E_ING_SCHEMA", f"column types: {exc}".splitlines()[0], where, "ids and MCCs are integers"
-        ) from None
-    if df["merchant_id"].is_duplicated().any():
-        raise _err("E_ING_DUPLICATE_ID", "merchant_id values repeat", where, "make merchant_id unique")
+    """A user-supplied universe checked cell by cell; every refusal names the file, the row and the column."""
+    table = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
+    if table.frame.is_empty():
+        raise _err("E_ING_EMPTY", "merchant file has no rows", str(path), "supply at least one merchant")
+    df = pl.DataFrame([_checked_column(table, c) for c in COLUMNS if c in table.frame.columns])
+    ids, mcc, homes = df["merchant_id"], df["mcc"], df["home_country_iso"]
+    _refuse(
+        table,
+        ~mcc.is_in(mcc_ref["mcc"].implode()),
+        "mcc",
+        "E_ING_SCHEMA",
+        lambda i: f"MCC {mcc[i]} is not in ref_mcc",
+        "use an ISO 18245 MCC",
+    )
     eligible = countries.filter(pl.col("eligible"))["iso2"]
-    unknown = df.filter(~pl.col("home_country_iso").is_in(eligible.implode()))["home_country_iso"]
-    if len(unknown):
-        raise _err(
-            "E_ING_UNKNOWN_COUNTRY",
-            f"home country {unknown[0]!r} is not eligible",
-            where,
-            "use eligible ISO2 codes",
+    _refuse(
+        table,
+        ~homes.is_in(eligible.implode()),
+        "home_country_iso",
+        "E_ING_UNKNOWN_COUNTRY",
+        lambda i: f"home country {homes[i]!r} is not eligible",
+        "use an eligible ISO 3166 alpha-2 code (ref_countries)",
+    )
+    _refuse(
+        table,
+        ~ids.is_first_distinct(),
+        "merchant_id",
+        "E_ING_DUPLICATE_ID",
+        lambda i: f"merchant_id {ids[i]} repeats {table.unit} {table.places[ids.index_of(ids[i])]}",
+        "make merchant_id unique",
+    )
+    derived = sector_of(mcc, sectors)
+    if "sector" in df.columns:
+        given = df["sector"]
+        _refuse(
+            table,
+            given != derived,
+            "sector",
+            "E_ING_SECTOR_MISMATCH",
+            lambda i: (
+                f"sector {given[i]!r} is not {derived[i]!r}, the sector of MCC {mcc[i]} in sectors.yaml"
+            ),
+            "correct the sector or drop the column (it is derived from the MCC)",
         )
-    bad_mcc = df.filter(~pl.col("mcc").is_in(mcc_ref["mcc"].implode()))["mcc"]
-    if len(bad_mcc):
-        raise _err("E_ING_SCHEMA", f"MCC {bad_mcc[0]} is not in ref_mcc", where, "use ISO 18245 MCCs")
-    return df.with_columns(sector_of(df["mcc"], sectors)).select(COLUMNS).sort("merchant_id")
+    return df.with_columns(derived).select(COLUMNS).sort("merchant_id")
 
 
 def _sealed_user_file(spec: dict[str, Any]) -> Path:
@@ -192,15 +342,16 @@ def run(root: Path, spec: dict[str, Any]) -> None:
     policy = load_policy_file("ING", "merchant_universe", sealed["ING/merchant_universe.yaml"], state=STATE)
     sectors = load_policy_file("1A", "sectors", sealed["1A/sectors.yaml"], state=STATE)
     hurdle = load_policy_file("1A", "hurdle_nb", sealed["1A/hurdle_nb.yaml"], state=STATE)
-    countries = pl.read_parquet(sealed["ref_countries"])
-    macro = pl.read_parquet(sealed["ref_country_macro"])
+    countries = read_input_table(sealed["ref_countries"], state=STATE)
+    macro = read_input_table(sealed["ref_country_macro"], state=STATE)
     mf = spec["manifest_fingerprint"]
     if spec["extra"]["universe_source"] == "generate":
         key = family_key(policy.universe_seed, spec["parameter_hash"], "ING.merchant")
         df, probes = generate(policy, sectors, hurdle, countries, macro, key)
     else:
         probes = 0
-        df = read_user_file(_sealed_user_file(spec), sectors, countries, pl.read_parquet(sealed["ref_mcc"]))
+        mcc = read_input_table(sealed["ref_mcc"], state=STATE)
+        df = read_user_file(_sealed_user_file(spec), sectors, countries, mcc)
     df = df.select(pl.lit(mf).alias("manifest_fingerprint"), *COLUMNS)
     target = dataset_dir(root, DATASET, mf=mf)
     validate_table(df, dictionary()[DATASET]["schema"], where=str(target), state=STATE, code="E_ING_SCHEMA")
