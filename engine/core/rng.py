@@ -6,12 +6,14 @@ only, and the counter carries entity ids, so results never depend on shard, work
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from engine.core.canonical import hash_parts
+from engine.kernels.blocks import block_raw_lane0
 from engine.kernels.philox import uniforms_by_id
 
 _U64_MAX = (1 << 64) - 1
@@ -96,3 +98,48 @@ def uniforms_for_ids(
     out = np.empty(ids.shape[0], dtype=np.float64)
     uniforms_by_id(k0, k1, ids, c1, c2, c3, lane, out)
     return out
+
+
+CounterWord = np.ndarray | int
+
+
+def counter_words(n: int, counter: tuple[CounterWord, ...]) -> tuple[np.ndarray, ...]:
+    """⟨c0, c1, c2, c3⟩ as four u64 arrays of length n (a missing or scalar word is broadcast)."""
+    if not 1 <= len(counter) <= 4:
+        raise ValueError(f"a counter has 1 to 4 words, got {len(counter)}")
+    words = (*counter, *(0,) * (4 - len(counter)))
+    return tuple(np.ascontiguousarray(np.broadcast_to(np.asarray(w, dtype=np.uint64), (n,))) for w in words)
+
+
+@dataclass(frozen=True)
+class SampleRule:
+    """How many draw events a replay (and the sampled event log) covers: every one of a family with fewer
+    than `full_below` events, else max(min_rows, ⌈share·n⌉) (layer1 §0 "RNG": 1 %, at least 100, 10^5)."""
+
+    share: float = 0.01
+    min_rows: int = 100
+    full_below: int = 100_000
+
+    @classmethod
+    def of(cls, chosen: Any) -> SampleRule:
+        """The rule of a validation policy's `replay_sample` (share, min_rows); the default without one."""
+        return cls() if chosen is None else cls(chosen.share, chosen.min_rows)
+
+    def size(self, n: int) -> int:
+        if n < self.full_below:
+            return n
+        return min(n, max(self.min_rows, math.ceil(self.share * n)))
+
+
+def keyed_sample(family: str, counter: tuple[CounterWord, ...], n: int, rule: SampleRule) -> np.ndarray:
+    """Row positions (ascending) of a family's keyed sample: the `rule.size(n)` events whose start counter
+    hashes lowest under the family's sample key. Depends only on the counters, never on row order or seed."""
+    k = rule.size(n)
+    if k == n:
+        return np.arange(n, dtype=np.int64)
+    c0, c1, c2, c3 = counter_words(n, counter)
+    digest = hash_parts("replay-sample", family)
+    key = (int.from_bytes(digest[0:8], "little"), int.from_bytes(digest[8:16], "little"))
+    rank = block_raw_lane0(key, c0, c1, c2, c3)
+    order = np.lexsort((c3, c2, c1, c0, rank))  # a 64-bit tie falls back to the counter itself
+    return np.sort(order[:k])

@@ -1,4 +1,4 @@
-"""1A.S9: the bundle on the tiny world, RNG accounting recomputed, replay sample, NB z-score, flag rules."""
+"""1A.S9: the bundle on the tiny world, every RNG family replayed and accounted, NB z-score, flag rules."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from engine.core.errors import ValidationFailed
 from engine.core.gates import FLAG, INDEX, SEALED, publish_bundle, verify_bundle
 from engine.core.layout import bundle_dir, failed_checks_file, gate_dir
 from engine.core.policy import load_policy_file
+from engine.core.rng import family_key
 from engine.core.state import StateContext
-from engine.core.validation import CheckBook, finish_segment, gini, spearman
+from engine.core.validation import CheckBook, Replay, finish_segment, gini, run_replays, spearman
+from engine.segments.l1.s1a import replay
 from engine.segments.l1.s1a.policy import Validation
-from engine.segments.l1.s1a.s9_validation import nb_rejection_z, replay_sample
+from engine.segments.l1.s1a.s9_validation import nb_rejection_z
 from tests.conftest import shipped_policy, tiny_plan
 
 SEED = 42
@@ -41,8 +43,12 @@ def world(tiny_world: Path) -> dict[str, Any]:
     )
     out["bundle"] = bundle_dir(tiny_world, "1A", SEED, mf)
     sealed = json.loads((gate_dir(tiny_world, "1A", mf) / SEALED).read_text())
-    path = next(i["path"] for i in sealed["inputs"] if i["id"] == "1A/validation.yaml")
-    out["validation"] = load_policy_file("1A", "validation", tiny_world / path, state="test")
+    paths = {i["id"]: tiny_world / i["path"] for i in sealed["inputs"]}
+    for name in ("validation", "hurdle_nb", "crossborder"):
+        out[name] = load_policy_file("1A", name, paths[f"1A/{name}.yaml"], state="test")
+    countries = pl.read_parquet(paths["ref_countries"])
+    out["iso_num"] = countries.select(pl.col("iso2").alias("country_iso"), "iso_num")
+    out["parameter_hash"] = plan["1A"].parameter_hash
     return out
 
 
@@ -77,39 +83,113 @@ def test_realism_values_recompute(world: dict[str, Any]) -> None:
     assert realism["1A.R16b"]["value"] == float(mc["sector"].n_unique())
 
 
-def test_rng_accounting_matches_the_data(world: dict[str, Any]) -> None:
+FAMILIES = ("1A.hurdle", "1A.nb", "1A.xb_open", "1A.ztp", "1A.gumbel")
+
+
+def test_every_family_is_replayed_in_full_and_accounted(world: dict[str, Any]) -> None:
+    """Under 10^5 draw events every event of every family is replayed bit for bit."""
+    by_id = {c["id"]: c for c in json.loads((world["bundle"] / "checks.json").read_text())}
+    assert by_id["rng.families"]["status"] == "PASS"
+    for family in FAMILIES:
+        check = by_id[f"replay.{family}"]
+        assert check["status"] == "PASS", check
+        replayed, total = check["detail"].removeprefix(f"{family}: ").split(" draw events")[0].split(" of ")
+        assert replayed == total and int(total) > 0, check["detail"]
+        for q in ("draws", "blocks", "streams", "counter_lo", "counter_hi"):
+            assert by_id[f"rng.{family}.{q}"]["status"] == "PASS", (family, q)
+
+
+def test_rng_accounting_obeys_the_lane_rules(world: dict[str, Any]) -> None:
+    """Known answers and bounds from the data and README §4's lane rules, not from the validation's code."""
     doc = json.loads((world["bundle"] / "rng_accounting.json").read_text())
     expected, recorded = doc["expected"], doc["recorded"]
-    assert set(expected) == set(recorded)
-    for family, want in expected.items():
-        assert {k: recorded[family][k] for k in want} == want, family
-    s1, s2, s4, s6 = (
-        world[n] for n in ("s1_hurdle", "s2_outlet_count", "s4_foreign_count", "s6_foreign_set")
-    )
-    n = world["universe"].height
-    multi = s2.join(s1.filter(pl.col("is_multi")).select("merchant_id"), on="merchant_id", how="semi")
-    assert multi.height == s1["is_multi"].sum() and (multi["attempts"] >= 1).all()
-    drawn = world["s3_open"].filter(pl.col("deny_reason").is_null()).height
-    foreign_cands = world["s3_candidates"].filter(pl.col("candidate_rank") > 0).height
-    assert s6.height == foreign_cands
-    recomputed = {
-        "1A.hurdle": {"draws": n, "blocks": n, "streams": n},
-        "1A.nb": {"streams": int(multi["attempts"].sum()), "blocks": int(multi["blocks"].sum())},
-        "1A.xb_open": {"draws": drawn, "blocks": drawn, "streams": drawn},
-        "1A.ztp": {"streams": int(s4["attempts"].sum())},
-        "1A.gumbel": {"draws": foreign_cands, "blocks": foreign_cands},
+    assert set(expected) == set(recorded) == set(FAMILIES)
+    assert all(expected[f] == recorded[f] for f in FAMILIES)
+    s1, s2, s3, s4 = (world[n] for n in ("s1_hurdle", "s2_outlet_count", "s3_open", "s4_foreign_count"))
+    ids = world["universe"]["merchant_id"]
+    one_each = {
+        "1A.hurdle": world["universe"].height,  # one uniform per merchant
+        "1A.xb_open": s3.filter(pl.col("deny_reason").is_null()).height,
+        "1A.gumbel": world["s3_candidates"].filter(pl.col("candidate_rank") > 0).height,
     }
-    for family, want in recomputed.items():
-        assert {k: recorded[family][k] for k in want} == want, family
-    assert recorded["1A.ztp"]["streams"] >= world["s3_open"]["is_open"].sum()
+    assert one_each["1A.hurdle"] == 200  # the tiny preset's universe
+    for family, n in one_each.items():
+        assert [recorded[family][q] for q in ("draws", "blocks", "streams")] == [n, n, n], family
+    assert (recorded["1A.hurdle"]["counter_lo"], recorded["1A.hurdle"]["counter_hi"]) == (
+        str(ids.min()),
+        str(ids.max()),
+    )
+    nb = recorded["1A.nb"]
+    multi = s2.join(s1.filter(pl.col("is_multi")).select("merchant_id"), on="merchant_id", how="semi")
+    assert nb["streams"] == multi["attempts"].cast(pl.Int64).sum() and nb["blocks"] == multi["blocks"].sum()
+    # an attempt reads Gamma (≥ 3 lanes) then Poisson (≥ 1 lane), over ⌈lanes / 4⌉ blocks of its own counter
+    assert 4 * nb["streams"] <= nb["draws"] <= 4 * nb["blocks"]
+    assert nb["draws"] > 4 * (nb["blocks"] - nb["streams"])
+    ztp = recorded["1A.ztp"]
+    small = s4.filter(pl.col("lambda") < 10.0).height  # one inversion lane each; PTRS reads 2 per try
+    assert ztp["streams"] == s4["attempts"].cast(pl.Int64).sum()
+    assert (ztp["draws"] - small) % 2 == 0 and ztp["draws"] >= small + 2 * (s4.height - small)
+    assert ztp["counter_hi"] == str(s4["merchant_id"].max())
 
 
-def test_replay_sample_takes_lowest_ids() -> None:
-    ids = np.random.default_rng(0).permutation(np.arange(1, 1001, dtype=np.uint64))
-    assert replay_sample(ids, 0.25, 10).tolist() == list(range(1, 251))
-    assert replay_sample(ids, 0.0101, 5).tolist() == list(range(1, 12))  # ceil(10.1) = 11
-    assert replay_sample(ids, 0.001, 7).tolist() == list(range(1, 8))  # min_rows wins
-    assert replay_sample(ids[:5], 0.5, 100).tolist() == sorted(ids[:5].tolist())  # never more than n
+def _replays(world: dict[str, Any], tables: dict[str, pl.DataFrame]) -> list[Replay]:
+    t = {**world, **tables}
+    return [
+        replay.hurdle(t["s1_hurdle"], t["universe"], t["hurdle_nb"]),
+        replay.nb(t["s2_outlet_count"], t["hurdle_nb"]),
+        replay.xb_open(t["s3_open"]),
+        replay.ztp(t["s4_foreign_count"], t["crossborder"]),
+        replay.gumbel(t["s6_foreign_set"], t["iso_num"]),
+    ]
+
+
+def _replay_world(world: dict[str, Any], tables: dict[str, pl.DataFrame]) -> dict[str, dict[str, Any]]:
+    """1A's replays run through the law on the world's tables, some of them swapped for changed ones."""
+    ctx = SimpleNamespace(
+        segment="1A", state="1A.S9", facts={},
+        family_key=lambda label: family_key(SEED, world["parameter_hash"], f"1A.{label}"),
+    )  # fmt: skip
+    recorded = json.loads((world["bundle"] / "rng_accounting.json").read_text())["recorded"]
+    book = CheckBook()
+    run_replays(cast(StateContext, ctx), book, _replays(world, tables), recorded, code="E_1A_REPLAY")
+    return {c["id"]: c for c in book.checks}
+
+
+def _bump(df: pl.DataFrame, column: str, row: int) -> pl.DataFrame:
+    """One published value changed a little: one ulp for a float, +1 for a count, negated for a flag."""
+    values = df[column].to_list()
+    v = values[row]
+    if isinstance(v, bool):
+        values[row] = not v
+    elif isinstance(v, float):
+        values[row] = float(np.nextafter(v, np.inf))
+    else:
+        values[row] = v + 1
+    return df.with_columns(pl.Series(column, values, dtype=df[column].dtype))
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "family"),
+    [
+        ("s1_hurdle", "pi", "1A.hurdle"),
+        ("s1_hurdle", "is_multi", "1A.hurdle"),
+        ("s2_outlet_count", "n_outlets", "1A.nb"),
+        ("s3_open", "is_open", "1A.xb_open"),
+        ("s4_foreign_count", "k_target", "1A.ztp"),
+        ("s6_foreign_set", "gumbel_key", "1A.gumbel"),
+    ],
+)
+def test_one_changed_value_fails_its_familys_replay(
+    world: dict[str, Any], table: str, column: str, family: str
+) -> None:
+    assert {c["status"] for c in _replay_world(world, {}).values()} == {"PASS"}
+    df = world[table]
+    drawn = {"s2_outlet_count": pl.col("attempts") > 0, "s3_open": pl.col("deny_reason").is_null()}
+    row = int(df.with_row_index("_i").filter(drawn.get(table, pl.lit(True)))["_i"][0])
+    checks = _replay_world(world, {table: _bump(df, column, row)})
+    assert [c for c, v in checks.items() if v["status"] == "FAIL"] == [f"replay.{family}"]
+    assert checks[f"replay.{family}"]["code"] == "E_1A_REPLAY"
+    assert checks[f"replay.{family}"]["detail"].startswith(f"{family}: 1 of ")
 
 
 def _nb_frame(attempts: np.ndarray, mu: float = 5.0, phi: float = 1.6) -> pl.DataFrame:

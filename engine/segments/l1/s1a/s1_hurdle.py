@@ -63,8 +63,7 @@ def run(ctx: StateContext) -> None:
         )
     ids = features["merchant_id"].to_numpy()
     u = block_uniforms(ctx.family_key("hurdle"), ids)[:, 0]
-    if ids.size:
-        ctx.ledger.record("1A.hurdle", ids.size, ids.size, int(ids.min()), int(ids.max()), streams=ids.size)
+    ctx.record_draws("hurdle", (ids,), draws=1, blocks=1, value=u)
     out = features.select("merchant_id", "sector", "gdp_bucket").with_columns(
         pl.Series("logit", eta), pl.Series("pi", pi), pl.Series("is_multi", u < pi)
     )

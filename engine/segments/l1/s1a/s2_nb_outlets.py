@@ -67,14 +67,8 @@ def run(ctx: StateContext) -> None:
         attempts[multi], blocks[multi] = res["attempts"], res["blocks"]
         ctx.count("nb_exhausted", int(res["exhausted"].sum()))
         ctx.count("nb_clamped", int(clamped.sum()))
-        m_ids = ids[multi]
-        ctx.ledger.record(
-            "1A.nb",
-            int(res["draws"].sum()),
-            int(res["blocks"].sum()),
-            int(m_ids.min()),
-            int(m_ids.max()),
-            streams=int(res["attempts"].sum()),
+        ctx.record_draws(
+            "nb", (ids[multi],), draws=res["draws"], blocks=res["blocks"], streams=res["attempts"], value=k
         )
     out = pl.DataFrame(
         {

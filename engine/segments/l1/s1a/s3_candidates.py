@@ -101,10 +101,7 @@ def run(ctx: StateContext) -> None:
     if drawn.any():
         u = block_uniforms(ctx.family_key("xb_open"), ids[drawn])[:, 0]
         is_open[drawn] = u < p_open[drawn]
-        d_ids = ids[drawn]
-        ctx.ledger.record(
-            "1A.xb_open", d_ids.size, d_ids.size, int(d_ids.min()), int(d_ids.max()), streams=d_ids.size
-        )
+        ctx.record_draws("xb_open", (ids[drawn],), draws=1, blocks=1, value=u)
     s3_open = pl.DataFrame(
         {
             "merchant_id": pl.Series(ids, dtype=pl.UInt64),

@@ -40,15 +40,9 @@ def run(ctx: StateContext) -> None:
             "E_1A_NONFINITE_PARAM", "non-finite ZTP λ", where="crossborder.yaml", state=ctx.state
         )
     res = run_count_kernel(ztp_counts, ctx.family_key("ztp"), ids, lam, policy.ztp.max_attempts)
-    if ids.size:
-        ctx.ledger.record(
-            "1A.ztp",
-            int(res["draws"].sum()),
-            int(res["blocks"].sum()),
-            int(ids.min()),
-            int(ids.max()),
-            streams=int(res["attempts"].sum()),
-        )
+    ctx.record_draws(
+        "ztp", (ids,), draws=res["draws"], blocks=res["blocks"], streams=res["attempts"], value=res["k"]
+    )
     ctx.count("ztp_exhausted", int(res["exhausted"].sum()))
     cap = k_cap(res["k"], table["n_candidates"].to_numpy().astype(np.int64), n, policy)
     out = pl.DataFrame(

@@ -67,9 +67,9 @@ def select_top(cands: pl.DataFrame, k_cap: pl.DataFrame) -> pl.DataFrame:
 def run(ctx: StateContext) -> None:
     cands = foreign_candidates(ctx)
     ids = cands["merchant_id"].to_numpy()
-    keys = gumbel_keys(ctx.family_key("gumbel"), ids, cands["iso_num"].to_numpy(), cands["weight"].to_numpy())
-    if ids.size:
-        ctx.ledger.record("1A.gumbel", ids.size, ids.size, int(ids.min()), int(ids.max()), streams=ids.size)
+    iso_num = cands["iso_num"].to_numpy()
+    keys = gumbel_keys(ctx.family_key("gumbel"), ids, iso_num, cands["weight"].to_numpy())
+    ctx.record_draws("gumbel", (ids, iso_num), draws=1, blocks=1, value=keys)
     k_cap = ctx.read("s4_foreign_count").select("merchant_id", pl.col("k_cap").cast(pl.Int64))
     out = select_top(cands.with_columns(pl.Series("gumbel_key", keys)), k_cap)
     per_merchant = out.group_by("merchant_id").agg(

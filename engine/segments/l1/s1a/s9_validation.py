@@ -7,33 +7,28 @@ import math
 import numpy as np
 import polars as pl
 
+from engine.core.rng import SampleRule
 from engine.core.state import StateContext
 from engine.core.validation import (
     CheckBook,
+    Replay,
     apply_checks,
     check_schemas,
     finish_segment,
     gini,
     read_tables,
+    run_replays,
     spearman,
     state_reports,
 )
-from engine.kernels.blocks import block_uniforms
+from engine.segments.l1.s1a import replay
 from engine.segments.l1.s1a.common import ceil_share, home_floor
-from engine.segments.l1.s1a.policy import Crossborder, HurdleNb, Validation
-from engine.segments.l1.s1a.s1_hurdle import hurdle_logit, merchant_features, sigmoid
-from engine.segments.l1.s1a.s2_nb_outlets import draw_outlets
-from engine.segments.l1.s1a.s6_foreign_set import gumbel_keys, select_top
+from engine.segments.l1.s1a.policy import Crossborder, Validation
+from engine.segments.l1.s1a.s6_foreign_set import select_top
 
 SEEDED = ["s1_hurdle", "s2_outlet_count", "s3_candidates", "s3_open", "s4_foreign_count", "s6_foreign_set",
           "s7_country_counts", "outlet_catalogue", "merchant_catalogue"]  # fmt: skip
 PRODUCERS = ["1A.S1", "1A.S2", "1A.S3", "1A.S4", "1A.S5", "1A.S6", "1A.S7", "1A.S8"]
-
-
-def replay_sample(ids: np.ndarray, share: float, min_rows: int) -> np.ndarray:
-    """Deterministic sample: the lowest ids first, max(min_rows, ⌈share·n⌉) of them."""
-    k = min(ids.size, max(min_rows, math.ceil(share * ids.size)))
-    return np.sort(ids)[:k]
 
 
 def nb_rejection_z(s2: pl.DataFrame) -> tuple[float, int]:
@@ -46,21 +41,6 @@ def nb_rejection_z(s2: pl.DataFrame) -> tuple[float, int]:
     expected = float((q / (1.0 - q)).sum())
     var = float((q / (1.0 - q) ** 2).sum())
     return ((observed - expected) / math.sqrt(var) if var > 0 else 0.0), m.height
-
-
-def expected_rng(t: dict[str, pl.DataFrame]) -> dict[str, dict[str, int]]:
-    """Totals recomputed from the outputs' per-row attempts/blocks columns."""
-    multi = t["s2_outlet_count"].filter(pl.col("attempts") > 0)
-    drawn_open = t["s3_open"].filter(pl.col("deny_reason").is_null()).height
-    n = t["s1_hurdle"].height
-    out = {
-        "1A.hurdle": {"draws": n, "blocks": n, "streams": n},
-        "1A.nb": {"blocks": int(multi["blocks"].sum()), "streams": int(multi["attempts"].sum())},
-        "1A.xb_open": {"draws": drawn_open, "blocks": drawn_open, "streams": drawn_open},
-        "1A.ztp": {"streams": int(t["s4_foreign_count"]["attempts"].sum())},
-        "1A.gumbel": {"draws": t["s6_foreign_set"].height, "blocks": t["s6_foreign_set"].height},
-    }
-    return {k: v for k, v in out.items() if any(v.values())}
 
 
 def structural(
@@ -158,51 +138,22 @@ def structural(
     )
 
 
-def replays(
-    ctx: StateContext, t: dict[str, pl.DataFrame], universe: pl.DataFrame, book: CheckBook, val: Validation
-) -> None:
-    hurdle: HurdleNb = ctx.policy("1A/hurdle_nb.yaml")
-    s1 = t["s1_hurdle"]
-    feats = merchant_features(universe, ctx.sealed_table("ref_country_macro"), hurdle)
-    pi = sigmoid(hurdle_logit(feats, hurdle))
-    u = block_uniforms(ctx.family_key("hurdle"), feats["merchant_id"].to_numpy())[:, 0]
-    book.structural(
-        "replay.hurdle",
-        bool(np.array_equal(pi, s1["pi"].to_numpy()) and np.array_equal(u < pi, s1["is_multi"].to_numpy())),
-        code="E_1A_REPLAY",
-    )
-    s2 = t["s2_outlet_count"].filter(pl.col("attempts") > 0)
-    sample = replay_sample(s2["merchant_id"].to_numpy(), val.replay_sample.share, val.replay_sample.min_rows)
-    rows = s2.filter(pl.col("merchant_id").is_in(sample)).sort("merchant_id")
-    res = draw_outlets(
-        ctx.family_key("nb"),
-        rows["merchant_id"].to_numpy(),
-        rows["mu"].to_numpy(),
-        rows["phi"].to_numpy(),
-        hurdle.nb.max_attempts,
-    )
-    n_replay = np.minimum(res["k"], hurdle.nb.n_max)
-    ok = (
-        np.array_equal(n_replay, rows["n_outlets"].to_numpy())
-        and np.array_equal(res["attempts"], rows["attempts"].to_numpy())
-        and np.array_equal(res["blocks"], rows["blocks"].to_numpy())
-    )
-    book.structural("replay.nb_sample", bool(ok), detail=f"{rows.height} merchants", code="E_1A_REPLAY")
-    s6 = t["s6_foreign_set"]
+def replays(ctx: StateContext, t: dict[str, pl.DataFrame], universe: pl.DataFrame) -> list[Replay]:
+    """Every RNG family of 1A, as the replay law takes them."""
     iso_num = ctx.sealed_table("ref_countries").select(pl.col("iso2").alias("country_iso"), "iso_num")
-    g = s6.filter(
-        pl.col("merchant_id").is_in(
-            replay_sample(
-                s6["merchant_id"].unique().to_numpy(), val.replay_sample.share, val.replay_sample.min_rows
-            )
-        )
-    ).join(iso_num, on="country_iso", how="left")
-    keys = gumbel_keys(
-        ctx.family_key("gumbel"), g["merchant_id"].to_numpy(), g["iso_num"].to_numpy(), g["weight"].to_numpy()
-    )
-    book.structural(
-        "replay.gumbel_sample", bool(np.array_equal(keys, g["gumbel_key"].to_numpy())), code="E_1A_REPLAY"
-    )
+    hurdle_nb = ctx.policy("1A/hurdle_nb.yaml")
+    return [
+        replay.hurdle(t["s1_hurdle"], universe, hurdle_nb),
+        replay.nb(t["s2_outlet_count"], hurdle_nb),
+        replay.xb_open(t["s3_open"]),
+        replay.ztp(t["s4_foreign_count"], ctx.policy("1A/crossborder.yaml")),
+        replay.gumbel(t["s6_foreign_set"], iso_num),
+    ]
+
+
+def selection(t: dict[str, pl.DataFrame], book: CheckBook) -> None:
+    """The foreign set recomputed from the stored Gumbel keys (top k_cap, ties by candidate_rank)."""
+    s6 = t["s6_foreign_set"]
     k_cap = t["s4_foreign_count"].select("merchant_id", pl.col("k_cap").cast(pl.Int64))
     again = select_top(
         s6.select("merchant_id", "country_iso", "candidate_rank", "weight", "gumbel_key"), k_cap
@@ -301,16 +252,11 @@ def run(ctx: StateContext) -> None:
     book = CheckBook()
     ctx.progress("structural checks")
     structural(ctx, t, universe, book)
+    selection(t, book)
     ctx.progress("replays")
-    replays(ctx, t, universe, book, val)
     reports, recorded = state_reports(ctx, PRODUCERS)
-    expected = expected_rng(t)
-    for family, want in expected.items():
-        got = recorded.get(family, {})
-        mismatch = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
-        book.structural(
-            f"rng.{family}", not mismatch, detail=str(mismatch) if mismatch else "", code="E_RNG_ACCOUNTING"
-        )
+    rule = SampleRule.of(val.replay_sample)
+    expected = run_replays(ctx, book, replays(ctx, t, universe), recorded, rule=rule, code="E_1A_REPLAY")
     exhausted = int(reports["1A.S2"]["deviations"].get("nb_exhausted", 0))
     realism(t, universe, ctx.sealed_table("ref_country_macro"), book, val, exhausted)
     evidence = {"rng_accounting": {"recorded": recorded, "expected": expected}, "state_reports": reports}

@@ -50,11 +50,12 @@ def run(ctx: StateContext) -> None:
     iso_num = dict(ctx.sealed_table("ref_countries").select("iso2", "iso_num").iter_rows())
     sampler = ctx.read("tile_sampler", seed_free=True)
     tiles = draw_tiles(ctx.family_key("site_tile"), sites, sampler, iso_num)
-    ids = sites["merchant_id"].to_numpy()
-    if ids.size:
-        ctx.ledger.record(
-            "1B.site_tile", ids.size, ids.size, int(ids.min()), int(ids.max()), streams=ids.size
-        )
+    counter = (
+        sites["merchant_id"].to_numpy(),
+        sites["legal_country_iso"].replace_strict(iso_num, return_dtype=pl.UInt64).to_numpy(),
+        sites["site_order"].to_numpy(),
+    )
+    ctx.record_draws("site_tile", counter, draws=1, blocks=1, value=tiles, entity=sites["site_id"].to_numpy())
     out = sites.with_columns(pl.Series("tile_id", tiles, dtype=pl.UInt64))
     owned = out.join(
         sampler.select(pl.col("country_iso").alias("legal_country_iso"), "tile_id"),

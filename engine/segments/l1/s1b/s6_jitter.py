@@ -81,9 +81,20 @@ def run(ctx: StateContext) -> None:
         raise EngineError(
             "E_1B_POINT_OUTSIDE", "a site has no point", where="s6_site_jitter", state=ctx.state
         )
-    ids = out["merchant_id"].to_numpy()
-    draws = int(out["attempts"].cast(pl.Int64).sum())
-    if ids.size:
-        ctx.ledger.record("1B.jitter", 2 * draws, draws, int(ids.min()), int(ids.max()), streams=draws)
+    tries = out["attempts"].cast(pl.Int64).to_numpy()
+    counter = (
+        sites["merchant_id"].to_numpy(),  # sites and out are both in site_id order
+        sites["legal_country_iso"].replace_strict(iso_num, return_dtype=pl.UInt64).to_numpy(),
+        sites["site_order"].to_numpy(),
+    )
+    ctx.record_draws(
+        "jitter",
+        counter,
+        draws=2 * tries,
+        blocks=tries,
+        streams=tries,
+        value=out["lon_deg"].to_numpy(),
+        entity=out["site_id"].to_numpy(),
+    )
     ctx.count("fallback", int((out["placement"] == "FALLBACK").sum()))
     ctx.publish("s6_site_jitter", out.drop("merchant_id"))

@@ -17,6 +17,7 @@ from engine.core.validation import (
     check_schemas,
     finish_segment,
     read_tables,
+    run_replays,
     same_keys,
     state_reports,
 )
@@ -131,10 +132,16 @@ def run(ctx: StateContext) -> None:
         "dst_windows_agreement": (1.0 if ours.equals(theirs) else 0.0, len(tzids)),
     }
     apply_checks(book, val, metrics)
-    reports, _ = state_reports(ctx, PRODUCERS)
+    reports, recorded = state_reports(ctx, PRODUCERS)
+    # 2A draws no randomness: no family to replay, and the law checks that no state recorded one
+    expected = run_replays(ctx, book, [], recorded, code="E_RNG_ACCOUNTING")
     extra = {"s4_legality": legality(stz, t["tz_dst_windows"])}
     finish_segment(
         ctx,
         book,
-        {"rng_accounting": {"recorded": {}, "expected": {}}, "state_reports": reports, "extra": extra},
+        {
+            "rng_accounting": {"recorded": recorded, "expected": expected},
+            "state_reports": reports,
+            "extra": extra,
+        },
     )
