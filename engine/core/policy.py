@@ -51,6 +51,11 @@ def _validator(seg: str, name: str) -> jsonschema.Draft202012Validator:
 def _schema_error(err: jsonschema.ValidationError) -> tuple[list[Any], str]:
     """(field path, what) of a JSON-Schema error; unknown or missing keys and bad names name the key itself
     and the closest valid name."""
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        # an optional field (`X | None`) fails its object branch: explain that branch, not the union
+        branches = [e for e in err.context if not (e.validator == "type" and e.validator_value == "null")]
+        if branches:
+            return _schema_error(max(branches, key=lambda e: len(e.absolute_path)))
     path = list(err.absolute_path)
     if err.validator == "additionalProperties":
         allowed = err.schema.get("properties", {})
