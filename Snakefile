@@ -16,3 +16,7 @@ rule all:
     input:
         rules.seg2A.input,
     default_target: True
+
+
+onerror:
+    report_failures(workflow.scheduler.failed, log)

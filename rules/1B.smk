@@ -5,8 +5,8 @@ MF_1B = PLAN["1B"].manifest_fingerprint
 GATE_1B = gate_dir(ROOT, "1B", MF_1B)
 SEALED_1B = str(GATE_1B / "sealed_inputs.json")
 UPSTREAM_1B = str(gate_dir(ROOT, "1B", MF_1B, "{seed}") / "sealed_upstream.json")
-RUN_1B = "{ENV} {ENGINE} run {params.state} --root {QROOT} --mf " + MF_1B
-RUN_1B_SEED = RUN_1B + " --seed {wildcards.seed}"
+RUN_1B = run_state(MF_1B, seeded=False)
+RUN_1B_SEED = run_state(MF_1B)
 
 
 rule seg1B_s0_gate:
@@ -16,16 +16,21 @@ rule seg1B_s0_gate:
         reference_files("1B"),
         expand(f"{BUNDLE_1A}/_passed.flag", seed=SEEDS),
         expand(ds("outlet_catalogue", MF_1A), seed=SEEDS),
+        spec=spec_file("1B"),
     output:
         sealed=SEALED_1B,
         receipt=str(GATE_1B / "s0_gate_receipt.json"),
         upstream=expand(UPSTREAM_1B, seed=SEEDS),
-    params:
-        spec=spec_arg("1B"),
+    log:
+        job_log("1B", "s0_gate", seeded=False),
+    benchmark:
+        job_benchmark("1B", "s0_gate", seeded=False),
+    resources:
+        mem_mb=600,
     conda:
         CONDA_ENV
     shell:
-        "{ENV} {ENGINE} run 1B.S0 --root {QROOT} --spec {params.spec}"
+        run_spec_state("1B.S0")
 
 
 rule seg1B_s1_tile_index:
@@ -34,6 +39,12 @@ rule seg1B_s1_tile_index:
     output:
         ds("tile_index", MF_1B, seed=None),
         state_report("1B", "s1_tile_index", seeded=False),
+    log:
+        job_log("1B", "s1_tile_index", seeded=False),
+    benchmark:
+        job_benchmark("1B", "s1_tile_index", seeded=False),
+    resources:
+        mem_mb=5900,
     params:
         state="1B.S1",
     conda:
@@ -49,6 +60,12 @@ rule seg1B_s2_tile_weights:
     output:
         ds("tile_weights", MF_1B, seed=None),
         state_report("1B", "s2_tile_weights", seeded=False),
+    log:
+        job_log("1B", "s2_tile_weights", seeded=False),
+    benchmark:
+        job_benchmark("1B", "s2_tile_weights", seeded=False),
+    resources:
+        mem_mb=4600,
     params:
         state="1B.S2",
     conda:
@@ -65,6 +82,12 @@ rule seg1B_s3_requirements:
     output:
         ds("s3_requirements", MF_1B),
         state_report("1B", "s3_requirements"),
+    log:
+        job_log("1B", "s3_requirements"),
+    benchmark:
+        job_benchmark("1B", "s3_requirements"),
+    resources:
+        mem_mb=1900,
     params:
         state="1B.S3",
     conda:
@@ -80,6 +103,13 @@ rule seg1B_s4_tile_sampler:
     output:
         ds("tile_sampler", MF_1B, seed=None),
         state_report("1B", "s4_tile_sampler", seeded=False),
+    log:
+        job_log("1B", "s4_tile_sampler", seeded=False),
+    benchmark:
+        job_benchmark("1B", "s4_tile_sampler", seeded=False),
+    threads: 2
+    resources:
+        mem_mb=4200,
     params:
         state="1B.S4",
     conda:
@@ -97,6 +127,13 @@ rule seg1B_s5_site_tile:
     output:
         ds("s5_site_tile", MF_1B),
         state_report("1B", "s5_site_tile"),
+    log:
+        job_log("1B", "s5_site_tile"),
+    benchmark:
+        job_benchmark("1B", "s5_site_tile"),
+    threads: 2
+    resources:
+        mem_mb=2600,
     params:
         state="1B.S5",
     conda:
@@ -114,6 +151,13 @@ rule seg1B_s6_jitter:
     output:
         ds("s6_site_jitter", MF_1B),
         state_report("1B", "s6_jitter"),
+    log:
+        job_log("1B", "s6_jitter"),
+    benchmark:
+        job_benchmark("1B", "s6_jitter"),
+    threads: 2
+    resources:
+        mem_mb=3800,
     params:
         state="1B.S6",
     conda:
@@ -131,6 +175,12 @@ rule seg1B_s7_synthesis:
     output:
         ds("s7_site_synthesis", MF_1B),
         state_report("1B", "s7_synthesis"),
+    log:
+        job_log("1B", "s7_synthesis"),
+    benchmark:
+        job_benchmark("1B", "s7_synthesis"),
+    resources:
+        mem_mb=3500,
     params:
         state="1B.S7",
     conda:
@@ -147,6 +197,12 @@ rule seg1B_s8_site_locations:
     output:
         ds("site_locations", MF_1B),
         state_report("1B", "s8_site_locations"),
+    log:
+        job_log("1B", "s8_site_locations"),
+    benchmark:
+        job_benchmark("1B", "s8_site_locations"),
+    resources:
+        mem_mb=600,
     params:
         state="1B.S8",
     conda:
@@ -172,6 +228,12 @@ rule seg1B_s9_validation:
         rules.seg1B_s8_site_locations.output,
     output:
         [f"{BUNDLE_1B}/{name}" for name in BUNDLE_FILES],
+    log:
+        job_log("1B", "s9_validation"),
+    benchmark:
+        job_benchmark("1B", "s9_validation"),
+    resources:
+        mem_mb=7400,
     params:
         state="1B.S9",
     conda:
@@ -186,3 +248,4 @@ rule seg1B:
         rules.seg1A.input,
         expand(rules.seg1B_s9_validation.output, seed=SEEDS),
         expand(rules.seg1B_s9_validation.input, seed=SEEDS),
+        rules.seg1B_s0_gate.input,

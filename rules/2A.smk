@@ -5,8 +5,8 @@ MF_2A = PLAN["2A"].manifest_fingerprint
 GATE_2A = gate_dir(ROOT, "2A", MF_2A)
 SEALED_2A = str(GATE_2A / "sealed_inputs.json")
 UPSTREAM_2A = str(gate_dir(ROOT, "2A", MF_2A, "{seed}") / "sealed_upstream.json")
-RUN_2A = "{ENV} {ENGINE} run {params.state} --root {QROOT} --mf " + MF_2A
-RUN_2A_SEED = RUN_2A + " --seed {wildcards.seed}"
+RUN_2A = run_state(MF_2A, seeded=False)
+RUN_2A_SEED = run_state(MF_2A)
 
 
 rule seg2A_s0_gate:
@@ -18,16 +18,21 @@ rule seg2A_s0_gate:
         expand(f"{BUNDLE_1B}/_passed.flag", seed=SEEDS),
         expand(ds("merchant_catalogue", MF_1A), seed=SEEDS),
         expand(ds("site_locations", MF_1B), seed=SEEDS),
+        spec=spec_file("2A"),
     output:
         sealed=SEALED_2A,
         receipt=str(GATE_2A / "s0_gate_receipt.json"),
         upstream=expand(UPSTREAM_2A, seed=SEEDS),
-    params:
-        spec=spec_arg("2A"),
+    log:
+        job_log("2A", "s0_gate", seeded=False),
+    benchmark:
+        job_benchmark("2A", "s0_gate", seeded=False),
+    resources:
+        mem_mb=500,
     conda:
         CONDA_ENV
     shell:
-        "{ENV} {ENGINE} run 2A.S0 --root {QROOT} --spec {params.spec}"
+        run_spec_state("2A.S0")
 
 
 rule seg2A_s1_tz_lookup:
@@ -37,6 +42,12 @@ rule seg2A_s1_tz_lookup:
     output:
         ds("s1_tz_lookup", MF_2A),
         state_report("2A", "s1_tz_lookup"),
+    log:
+        job_log("2A", "s1_tz_lookup"),
+    benchmark:
+        job_benchmark("2A", "s1_tz_lookup"),
+    resources:
+        mem_mb=1200,
     params:
         state="2A.S1",
     conda:
@@ -54,6 +65,12 @@ rule seg2A_s2_site_timezones:
         ds("site_timezones", MF_2A),
         ds("tz_in_use", MF_2A),
         state_report("2A", "s2_site_timezones"),
+    log:
+        job_log("2A", "s2_site_timezones"),
+    benchmark:
+        job_benchmark("2A", "s2_site_timezones"),
+    resources:
+        mem_mb=600,
     params:
         state="2A.S2",
     conda:
@@ -69,6 +86,12 @@ rule seg2A_s3_tz_cache:
         ds("tz_transitions", MF_2A, seed=None),
         str(ROOT / "data/layer1/2A/tz_cache_manifest" / f"manifest_fingerprint={MF_2A}" / "tz_cache_manifest.json"),
         state_report("2A", "s3_tz_cache", seeded=False),
+    log:
+        job_log("2A", "s3_tz_cache", seeded=False),
+    benchmark:
+        job_benchmark("2A", "s3_tz_cache", seeded=False),
+    resources:
+        mem_mb=500,
     params:
         state="2A.S3",
     conda:
@@ -84,6 +107,12 @@ rule seg2A_s4_dst_windows:
     output:
         ds("tz_dst_windows", MF_2A, seed=None),
         state_report("2A", "s4_dst_windows", seeded=False),
+    log:
+        job_log("2A", "s4_dst_windows", seeded=False),
+    benchmark:
+        job_benchmark("2A", "s4_dst_windows", seeded=False),
+    resources:
+        mem_mb=500,
     params:
         state="2A.S4",
     conda:
@@ -105,6 +134,12 @@ rule seg2A_s5_validation:
         rules.seg2A_s4_dst_windows.output,
     output:
         [f"{BUNDLE_2A}/{name}" for name in [*BUNDLE_FILES, "s4_legality.json"]],
+    log:
+        job_log("2A", "s5_validation"),
+    benchmark:
+        job_benchmark("2A", "s5_validation"),
+    resources:
+        mem_mb=600,
     params:
         state="2A.S5",
     conda:
@@ -119,3 +154,4 @@ rule seg2A:
         rules.seg1B.input,
         expand(rules.seg2A_s5_validation.output, seed=SEEDS),
         expand(rules.seg2A_s5_validation.input, seed=SEEDS),
+        rules.seg2A_s0_gate.input,

@@ -7,12 +7,17 @@ rule ingress_merchant_universe:
     input:
         policy_files("ING"),
         reference_files("ING"),
+        spec=spec_file("ING"),
     output:
         table=ds("merchant_universe", MF_ING),
         report=str(ingress_report_path(ROOT, MF_ING)),
-    params:
-        spec=spec_arg("ING"),
+    log:
+        job_log("ING", "merchant_universe", seeded=False),
+    benchmark:
+        job_benchmark("ING", "merchant_universe", seeded=False),
+    resources:
+        mem_mb=500,
     conda:
         CONDA_ENV
     shell:
-        "{ENV} {ENGINE} run ING --root {QROOT} --spec {params.spec}"
+        run_spec_state("ING")

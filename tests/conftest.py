@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from pydantic import BaseModel
 
+from engine.core.canonical import sha256_file
 from engine.core.config import load_run_config
 from engine.core.plan import SegmentPlan, build_plan
 
@@ -24,6 +27,47 @@ def run_snakemake(
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), target]
     cmd += ["--config", "preset=tiny", f"output_root={root}", *extra]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=900)
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, size: str = "64m") -> Iterator[Path]:
+    """A real tmpfs at `path`, to fill a disk or remount read-only (root ignores chmod); the test is skipped
+    where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def read_only_bind(path: Path) -> Iterator[Path]:
+    """`path` read-only in place (a read-only bind mount of itself) while the block runs; files already
+    open elsewhere stay writable, so a running job can meet it. Skipped where mounting is not allowed."""
+    res = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {res.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def data_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under root/data, by path relative to root: what "the same world" means."""
+    files = sorted(p for p in (root / "data").rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): sha256_file(p) for p in files}
+
+
+def remount(path: Path, mode: str) -> None:
+    """Remount a `mounted_tmpfs` read-only (`ro`) or writable again (`rw`), keeping its files."""
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
 
 
 def shipped_policy(seg: str, name: str) -> BaseModel:

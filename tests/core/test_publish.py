@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from engine.core import publish
 from engine.core.errors import EngineError
 from engine.core.publish import (
     HOST_TAG,
@@ -22,6 +27,7 @@ from engine.core.publish import (
     publish_partition,
     replace_bytes,
 )
+from tests.conftest import mounted_tmpfs, remount
 
 
 def _sha(data: bytes) -> str:
@@ -88,7 +94,7 @@ def test_publish_partition_stages_in_a_temp_sibling_and_renames_once(target: Pat
     tmp = seen["tmp"]
     assert isinstance(tmp, Path)
     assert tmp.parent == target.parent
-    assert tmp.name == f"{TMP_PREFIX}{os.getpid()}-{HOST_TAG}-{target.name}"
+    assert tmp.name == f"{TMP_PREFIX}{os.getpid()}-{HOST_TAG}-t{threading.get_native_id()}-{target.name}"
     assert seen["target_exists_during_write"] is False
     assert renames == [(str(tmp), str(target))]
     assert (target / "part-00000.parquet").read_bytes() == b"rows"
@@ -245,3 +251,182 @@ def test_clean_stale_temps_leaves_another_hosts_fresh_temp(tmp_path: Path, dead_
     os.utime(old, (two_days_ago, two_days_ago))
     assert clean_stale_temps(tmp_path) == [old]
     assert fresh.exists() and not old.exists()
+
+
+# --- racing writers (issue 7): every collision is one publish plus no-ops or E_WRITE_CONFLICT ------------
+
+RACE_ROUNDS = 60
+RACERS = 4
+
+
+def _outcome(fn: Callable[[], bool]) -> str:
+    """What one writer saw: published, noop, conflict, or anything else (a failure of the law)."""
+    try:
+        return "published" if fn() else "noop"
+    except EngineError as err:
+        return "conflict" if err.code == "E_WRITE_CONFLICT" else f"error {err.line()}"
+    except Exception as exc:
+        return f"raw {type(exc).__name__}: {exc}"
+
+
+def _payload(rnd: int, who: int, same: bool) -> bytes:
+    return f"round {rnd} writer {0 if same else who}\n".encode() * 512
+
+
+def _race_round(base: Path, rnd: int, who: int, kind: str, same: bool) -> str:
+    data = _payload(rnd, who, same)
+    target = base / f"r{rnd}" / "manifest_fingerprint=abc"
+    if kind == "bytes":
+        return _outcome(lambda: publish_bytes(target.with_suffix(".json"), data, state="race"))
+    return _outcome(lambda: publish_partition(target, _writer({"part-00000.parquet": data}), state="race"))
+
+
+def _racer(base: str, who: int, kind: str, same: bool, barrier, results) -> None:
+    """One writer process: every round waits at the barrier, then publishes to that round's target."""
+    seen = []
+    for rnd in range(RACE_ROUNDS):
+        barrier.wait()
+        seen.append(_race_round(Path(base), rnd, who, kind, same))
+    results.put((who, seen))
+
+
+def _check_races(base: Path, kind: str, same: bool, outcomes: dict[int, list[str]]) -> None:
+    for rnd in range(RACE_ROUNDS):
+        seen = sorted(outcomes[who][rnd] for who in range(RACERS))
+        loser = "noop" if same else "conflict"
+        assert seen == sorted(["published"] + [loser] * (RACERS - 1)), (rnd, seen)
+        winner = next(who for who in range(RACERS) if outcomes[who][rnd] == "published")
+        parent = base / f"r{rnd}"
+        if kind == "bytes":
+            assert sorted(p.name for p in parent.iterdir()) == ["manifest_fingerprint=abc.json"]
+            assert (parent / "manifest_fingerprint=abc.json").read_bytes() == _payload(rnd, winner, same)
+        else:
+            assert sorted(p.name for p in parent.iterdir()) == ["manifest_fingerprint=abc"]
+            part = parent / "manifest_fingerprint=abc" / "part-00000.parquet"
+            assert part.read_bytes() == _payload(rnd, winner, same)
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["same-bytes", "different-bytes"])
+@pytest.mark.parametrize("kind", ["partition", "bytes"])
+def test_racing_processes(tmp_path: Path, kind: str, same: bool) -> None:
+    """Separate processes (as two Snakemake jobs or two runs would be), released together every round.
+
+    Half the partition rounds start from the empty folder Snakemake pre-creates, half from nothing.
+    """
+    for rnd in range(0, RACE_ROUNDS if kind == "partition" else 0, 2):
+        (tmp_path / f"r{rnd}" / "manifest_fingerprint=abc").mkdir(parents=True)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(RACERS), ctx.Queue()
+    procs = [
+        ctx.Process(target=_racer, args=(str(tmp_path), who, kind, same, barrier, results))
+        for who in range(RACERS)
+    ]
+    for proc in procs:
+        proc.start()
+    outcomes = dict(results.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    _check_races(tmp_path, kind, same, outcomes)
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["same-bytes", "different-bytes"])
+@pytest.mark.parametrize("kind", ["partition", "bytes"])
+def test_racing_threads(tmp_path: Path, kind: str, same: bool) -> None:
+    """Threads of one process share a pid: their temp names still differ (the thread id), so they race
+    only on the target."""
+    barrier = threading.Barrier(RACERS)
+
+    def racer(who: int) -> list[str]:
+        seen = []
+        for rnd in range(RACE_ROUNDS):
+            barrier.wait()
+            seen.append(_race_round(tmp_path, rnd, who, kind, same))
+        return seen
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        outcomes = dict(enumerate(pool.map(racer, range(RACERS))))
+    _check_races(tmp_path, kind, same, outcomes)
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["same-bytes", "different-bytes"])
+def test_losing_the_rename_race_compares_instead(target: Path, monkeypatch, same: bool) -> None:
+    """The window a racing writer can hit: the target was empty when checked, filled before the rename
+    (os.rename then fails with ENOTEMPTY). Forced here so the branch runs every time."""
+    publish_partition(target, _writer({"part-00000.parquet": b"first"}))
+    monkeypatch.setattr(publish, "_filled", lambda _t: False)
+    late = _writer({"part-00000.parquet": b"first" if same else b"second"})
+    if same:
+        assert publish_partition(target, late) is False
+    else:
+        with pytest.raises(EngineError) as info:
+            publish_partition(target, late, state="1A.S1")
+        assert info.value.code == "E_WRITE_CONFLICT"
+    assert (target / "part-00000.parquet").read_bytes() == b"first"
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+
+
+# --- a full disk or a read-only root: coded errors naming the target, nothing left behind -----------------
+
+
+def test_full_disk_is_disk_full_and_leaves_nothing(tmp_path: Path) -> None:
+    with mounted_tmpfs(tmp_path / "mnt", "256k") as mnt:
+        target = mnt / "ds" / "manifest_fingerprint=abc"
+        with pytest.raises(EngineError) as info:
+            publish_partition(target, _writer({"part-00000.parquet": b"x" * (1 << 20)}), state="1B.S4")
+        assert info.value.line().startswith(
+            f"ERROR E_DISK_FULL 1B.S4: no space left on the device ({target})"
+        )
+        assert list(target.parent.iterdir()) == []
+        for write in (publish_bytes, replace_bytes):
+            path = mnt / "gate" / "sealed_inputs.json"
+            with pytest.raises(EngineError) as info:
+                write(path, b"x" * (1 << 20), state="1B.S0")
+            assert info.value.code == "E_DISK_FULL" and info.value.where == str(path)
+            assert list(path.parent.iterdir()) == []
+
+
+def test_read_only_root_is_unwritable(tmp_path: Path) -> None:
+    with mounted_tmpfs(tmp_path / "mnt", "1m") as mnt:
+        (mnt / "ds").mkdir()
+        remount(mnt, "ro")
+        target = mnt / "ds" / "manifest_fingerprint=abc"
+        with pytest.raises(EngineError) as info:
+            publish_partition(target, _writer({"part-00000.parquet": b"rows"}), state="1A.S2")
+        assert info.value.line() == (
+            f"ERROR E_OUTPUT_ROOT_UNWRITABLE 1A.S2: cannot write: Read-only file system ({target}) — "
+            "make the output root writable (permissions, read-only mount) or set output_root to a writable "
+            "directory, and rerun"
+        )
+        with pytest.raises(EngineError) as info:
+            publish_bytes(mnt / "ds" / "r.json", b"{}")
+        assert info.value.code == "E_OUTPUT_ROOT_UNWRITABLE"
+        assert list((mnt / "ds").iterdir()) == []
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_rename_failure_removes_the_temp(target: Path, monkeypatch, code: int) -> None:
+    """The same without a mount: the file system refuses the final rename."""
+
+    def refuse(src, dst):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(EngineError) as info:
+        publish_partition(target, _writer({"part-00000.parquet": b"rows"}), state="1A.S2")
+    assert info.value.code == ("E_DISK_FULL" if code == errno.ENOSPC else "E_OUTPUT_ROOT_UNWRITABLE")
+    assert info.value.where == str(target)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_other_os_errors_stay_raw(target: Path, monkeypatch) -> None:
+    """Only what the user can fix is coded; anything else stays a defect with its traceback."""
+
+    def refuse(src, dst):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(OSError) as info:
+        publish_partition(target, _writer({"part-00000.parquet": b"rows"}))
+    assert info.value.errno == errno.EIO
+    assert list(target.parent.iterdir()) == []
