@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 from engine.core.errors import EngineError
+from engine.core.publish import coded_os_error
 
 
 def _run_state(args: argparse.Namespace) -> int:
@@ -23,7 +24,7 @@ def _run_state(args: argparse.Namespace) -> int:
     root = Path(args.root)
     module = sdef.load()
     if sdef.kind in ("ingress", "gate"):
-        module.run(root, json.loads(args.spec))
+        module.run(root, _spec(args.spec_file, sdef.id))
         return 0
     if sdef.per_seed and args.seed is None:
         raise EngineError(
@@ -35,9 +36,24 @@ def _run_state(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec(path: str | None, state: str) -> dict[str, object]:
+    """The segment spec the plan wrote (rule spec_file): a file, so no JSON floods the job's command line."""
+    if path is None or not Path(path).is_file():
+        raise EngineError(
+            "E_CONFIG_INVALID",
+            f"{state} needs the segment spec file the workflow plans",
+            where=f"--spec-file {path}",
+            fix="run it through snakemake, or pass an existing plan/<SEG>/spec-sha256=….json",
+            state=state,
+        )
+    spec: dict[str, object] = json.loads(Path(path).read_text())
+    return spec
+
+
 def _ref_build(args: argparse.Namespace) -> int:
     from engine.core.publish import publish_dir, staging_dir
-    from engine.refdata.registry import build, recipe_id
+    from engine.core.reflock import check_locked_bytes
+    from engine.refdata.registry import build, recipe, recipe_id
 
     target = Path(args.out)
     want = target.name.removeprefix("build=")
@@ -49,46 +65,35 @@ def _ref_build(args: argparse.Namespace) -> int:
             fix="rerun snakemake so paths are re-planned",
             state="ref-build",
         )
-    with staging_dir(target) as tmp:
+    with staging_dir(target, state="ref-build") as tmp:
         build(args.name, tmp)
+        check_locked_bytes(args.name, want, tmp / recipe(args.name).filename, state="ref-build")
     publish_dir(tmp, target, state="ref-build")
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from engine.core.gates import INDEX, verify_bundle
+def _lock_references(args: argparse.Namespace) -> int:
+    from engine.core.reflock import lock_references
 
-    root = Path(args.path)
-    bundles = (
-        [root]
-        if (root / INDEX).is_file()
-        else sorted(p.parent for p in root.glob("data/layer*/*/validation/*/*/" + INDEX))
-    )
-    if not bundles:
-        print(
-            f"ERROR E_VERIFY_NOTHING verify: no validation bundle under {root} — build a segment first",
-            file=sys.stderr,
-        )
-        return 2
-    failed = 0
-    for bundle in bundles:
-        ok, why = verify_bundle(bundle)
-        failed += not ok
-        print(f"{'PASS' if ok else 'FAIL'} {bundle}{'' if ok else ': ' + why}")
-    return 1 if failed else 0
+    return lock_references(args.write)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from engine.core.verify import verify
+
+    return verify(Path(args.path))
 
 
 def _worlds(args: argparse.Namespace) -> int:
-    from engine.core.gates import verify_bundle
+    from engine.core.verify import BUNDLE_RE, WorldVerifier, find_bundles
 
-    for flag in sorted(
-        Path(args.path).glob("data/layer*/*/validation/seed=*/manifest_fingerprint=*/_passed.flag")
-    ):
-        ok, _ = verify_bundle(flag.parent)
-        seg = flag.parents[3].name
-        seed = flag.parents[1].name.split("=", 1)[1]
-        mf = flag.parent.name.split("=", 1)[1]
-        print(f"{seg}\tseed={seed}\t{mf}\t{'PASS' if ok else 'FAIL'}")
+    root = Path(args.path)
+    world = WorldVerifier(root)
+    for bundle in find_bundles(root):
+        m = BUNDLE_RE.search(bundle.as_posix())
+        if m is not None and (bundle / "_passed.flag").is_file():
+            status = "FAIL" if world.bundle(bundle) else "PASS"
+            print(f"{m['seg']}\tseed={m['seed']}\t{m['mf']}\t{status}")
     return 0
 
 
@@ -124,12 +129,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--root", default=".")
     run.add_argument("--seed", type=int)
     run.add_argument("--mf", help="the segment's manifest_fingerprint")
-    run.add_argument("--spec", help="S0/ingress: the segment spec JSON from the plan")
+    run.add_argument("--spec-file", help="S0/ingress: the segment spec JSON file the plan wrote")
     run.set_defaults(func=_run_state)
     ref = sub.add_parser("ref-build", help="build one reference artefact into its build folder")
     ref.add_argument("name")
     ref.add_argument("--out", required=True)
     ref.set_defaults(func=_ref_build)
+    lock = sub.add_parser(
+        "lock-references", help="rebuild every reference and check (or --write) resources/lock.json"
+    )
+    lock.add_argument("--write", action="store_true")
+    lock.set_defaults(func=_lock_references)
     ver = sub.add_parser("verify", help="re-check every validation bundle under a root (or one bundle)")
     ver.add_argument("path")
     ver.set_defaults(func=_verify)
@@ -149,10 +159,22 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as err:
         print(err.line(), file=sys.stderr)
         return 2
-    except Exception as exc:  # a defect, not a user error: keep the traceback, name it clearly
-        traceback.print_exc()
-        print(
-            f"ERROR E_INTERNAL engine: {type(exc).__name__}: {exc} — this is a bug; please report it",
-            file=sys.stderr,
-        )
-        return 3
+    except OSError as exc:  # a full disk or a read-only root is the user's to fix; other OS errors are not
+        where = exc.filename or getattr(args, "root", None) or getattr(args, "out", "")
+        coded = coded_os_error(exc, where=str(where), state=getattr(args, "state", None) or args.cmd)
+        if coded is not None:
+            print(coded.line(), file=sys.stderr)
+            return 2
+        return _internal(exc)
+    except Exception as exc:
+        return _internal(exc)
+
+
+def _internal(exc: Exception) -> int:
+    """A defect, not a user error: keep the traceback, name it clearly."""
+    traceback.print_exc()
+    print(
+        f"ERROR E_INTERNAL engine: {type(exc).__name__}: {exc} — this is a bug; please report it",
+        file=sys.stderr,
+    )
+    return 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.core.canonical import canonical_json_bytes, sha256_file, sha256_hex
 from engine.core.errors import EngineError
@@ -17,6 +17,28 @@ INDEX = "index.json"
 SEALED = "sealed_inputs.json"
 RECEIPT = "s0_gate_receipt.json"
 UPSTREAM = "sealed_upstream.json"
+GATE_EVIDENCE = "gate.json"
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def read_input_table(path: Path, *, state: str) -> pl.DataFrame:
+    """Read a sealed input or an earlier state's table; bytes that do not decode are the user's
+    E_INPUT_CORRUPT naming the file (a digest match only proves nothing changed since sealing)."""
+    import polars as pl  # here, not at the top: `engine verify` imports this module and needs no polars
+
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise EngineError(
+            "E_INPUT_CORRUPT",
+            f"the table does not decode as Parquet: {detail}",
+            where=str(path),
+            fix="delete the file and rerun so the workflow rebuilds it (for a user file: re-export it)",
+            state=state,
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -149,3 +171,9 @@ def require_passed(bundle: Path, *, upstream: str, state: str) -> str:
             state=state,
         )
     return (bundle / FLAG).read_text().split("=", 1)[1].strip()
+
+
+def gate_digests(root: Path, seg: str, mf: str, seed: int) -> dict[str, str]:
+    """sha256 of the gate files a seed's bundle rests on; bundled as gate.json so the flag covers them."""
+    files = {SEALED: gate_dir(root, seg, mf) / SEALED, UPSTREAM: gate_dir(root, seg, mf, seed) / UPSTREAM}
+    return {name: sha256_file(path) for name, path in files.items() if path.is_file()}

@@ -9,21 +9,33 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel
 
 from engine.core.canonical import canonical_json_bytes, sha256_file
 from engine.core.contracts import PART_FILE, dataset_dir, dictionary, validate_table
 from engine.core.errors import EngineError
-from engine.core.gates import SealedInputs
+from engine.core.gates import SealedInputs, read_input_table
 from engine.core.identity import new_run_id
 from engine.core.layout import report_file
 from engine.core.parquet_io import write_parquet
 from engine.core.policy import load_policy_file
 from engine.core.publish import publish_partition, replace_bytes
-from engine.core.rng import RngLedger, family_key
+from engine.core.rng import CounterWord, RngLedger, SampleRule, counter_words, family_key, keyed_sample
+
+EventLog = Literal["off", "sample", "full"]
+EVENT_LOG_ENV = "ENGINE_RNG_EVENT_LOG"  # set by the workflow from the run config's rng_event_log
+
+
+def _fault_pause(resume: str | None) -> None:
+    """Hold a state inside its publish (temp written, not yet renamed) for the fault tests: until it is
+    killed, or until the file `resume` names exists (so a test can break the disk under a running job)."""
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline and not (resume and os.path.exists(resume)):
+        time.sleep(0.1)
 
 
 def peak_rss_mib() -> float:
@@ -48,9 +60,21 @@ class StateContext:
     facts: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     run_id: str = field(default_factory=new_run_id)
+    event_log: EventLog = field(init=False)
+    _events: list[pl.DataFrame] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.sealed = SealedInputs(self.root, self.segment, self.mf, self.state, self.seed)
+        mode = os.environ.get(EVENT_LOG_ENV, "off")
+        if mode not in get_args(EventLog):
+            raise EngineError(
+                "E_CONFIG_INVALID",
+                f"{EVENT_LOG_ENV}={mode!r} is not a known event-log mode",
+                where=f"environment {EVENT_LOG_ENV} (config field rng_event_log)",
+                fix="use one of off, sample, full",
+                state=self.state,
+            )
+        self.event_log = mode
 
     # --- reading -------------------------------------------------------------------------------------
     def policy(self, key: str) -> Any:
@@ -62,7 +86,7 @@ class StateContext:
         return model
 
     def sealed_table(self, input_id: str) -> pl.DataFrame:
-        return pl.read_parquet(self.sealed.path(input_id))
+        return read_input_table(self.sealed.path(input_id), state=self.state)
 
     def read(self, dataset: str, *, seed_free: bool = False) -> pl.DataFrame:
         """An earlier state's output of this segment (the segment's own chain, not an external input)."""
@@ -85,7 +109,7 @@ class StateContext:
                 state=self.state,
             )
         self._check_recorded_digest(dataset, entry["owner"], path, seed_free)
-        return pl.read_parquet(path)
+        return read_input_table(path, state=self.state)
 
     def _check_recorded_digest(self, dataset: str, owner: str, path: Path, seed_free: bool) -> None:
         """Intra-segment reads must match the digest the producing state recorded in its run report."""
@@ -123,6 +147,61 @@ class StateContext:
             )
         return family_key(self.seed, self.sealed.parameter_hash, f"{self.segment}.{label}")
 
+    def record_draws(
+        self,
+        label: str,
+        counter: tuple[CounterWord, ...],
+        *,
+        draws: np.ndarray | int,
+        blocks: np.ndarray | int,
+        value: np.ndarray,
+        streams: np.ndarray | int = 1,
+        entity: np.ndarray | None = None,
+    ) -> None:
+        """One draw event per row of family `label`: its first block's counter (c0 carries the entity id), the
+        lanes and blocks it consumed, its counters (streams) and the value it produced.
+
+        Totals go to the ledger (rng_accounting); with rng_event_log on, the events go to this run's
+        operational log: `sample` keeps validation's keyed replay sample, `full` every event.
+        """
+        value = np.asarray(value)
+        n = value.shape[0]
+        if n == 0:
+            return
+        family = f"{self.segment}.{label}"
+        words = counter_words(n, counter)
+        per_event = {
+            name: np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))
+            for name, v in (("draws", draws), ("blocks", blocks), ("streams", streams))
+        }
+        self.ledger.record(
+            family,
+            int(per_event["draws"].sum()),
+            int(per_event["blocks"].sum()),
+            int(words[0].min()),
+            int(words[0].max()),
+            streams=int(per_event["streams"].sum()),
+        )
+        if self.event_log == "off":
+            return
+        self._events.append(
+            pl.DataFrame(
+                {
+                    "family": pl.Series([family] * n, dtype=pl.String),
+                    "entity_id": pl.Series(words[0] if entity is None else entity, dtype=pl.UInt64),
+                    **{f"c{i}": pl.Series(w, dtype=pl.UInt64) for i, w in enumerate(words)},
+                    **{name: pl.Series(v, dtype=pl.Int64) for name, v in per_event.items()},
+                    "value": pl.Series(value, dtype=pl.Float64),
+                }
+            )
+        )
+
+    def _sample_rule(self) -> SampleRule:
+        """The replay sample rule of this segment's validation policy (so the log samples what validation
+        replays), or the design's default where the policy does not set one."""
+        key = f"{self.segment}/validation.yaml"
+        return SampleRule.of(self.policy(key).replay_sample if key in self.sealed.inputs else None)
+
     def count(self, deviation: str, n: int = 1) -> None:
         self.deviations[deviation] = self.deviations.get(deviation, 0) + int(n)
 
@@ -140,14 +219,25 @@ class StateContext:
         validate_table(df, entry["schema"], where=str(target), state=self.state)
         publish_partition(target, lambda tmp: self._write(dataset, df, tmp / PART_FILE), state=self.state)
         out = target / PART_FILE
-        self.outputs.append({"dataset": dataset, "rows": df.height, "sha256": sha256_file(out)})
+        self.record_output(dataset, out, df.height)
         return out
+
+    def record_output(self, dataset: str, path: Path, rows: int) -> None:
+        """Vouch for a published file in the run report (and so in the bundle): path, rows, sha256."""
+        self.outputs.append(
+            {
+                "dataset": dataset,
+                "path": path.relative_to(self.root).as_posix(),
+                "rows": rows,
+                "sha256": sha256_file(path),
+            }
+        )
 
     @staticmethod
     def _write(dataset: str, df: pl.DataFrame, path: Path) -> None:
         write_parquet(df, path)
         if os.environ.get("ENGINE_FAULT_PAUSE") == dataset:  # fault injection for the crash tests
-            time.sleep(3600)
+            _fault_pause(os.environ.get("ENGINE_FAULT_RESUME"))
 
     def progress(self, message: str) -> None:
         """Progress to stderr and to the run's operational log (logs/…/run_id=…/, never read back)."""
@@ -157,6 +247,25 @@ class StateContext:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
+
+    def _write_event_log(self) -> Path:
+        """This run's draw events as one Parquet beside its state.log (operational: never read back, never
+        bundled, so data and bundles are the same bytes whatever rng_event_log says)."""
+        path = self.root / "logs" / self.segment / self.name / f"run_id={self.run_id}" / "rng_events.parquet"
+        events = pl.concat(self._events)
+        if self.event_log == "sample":  # sampled per family over all its events, as validation samples
+            rule = self._sample_rule()
+            events = pl.concat(
+                group[
+                    keyed_sample(
+                        family, tuple(group[f"c{i}"].to_numpy() for i in range(4)), group.height, rule
+                    )
+                ]
+                for (family,), group in events.group_by(["family"], maintain_order=True)
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        events.write_parquet(path)
+        return path
 
     def deterministic_report(self) -> dict[str, Any]:
         """The byte-stable part of the run report (what validation bundles include)."""
@@ -179,6 +288,8 @@ class StateContext:
             "wall_seconds": round(time.perf_counter() - self.started, 3),
             "peak_rss_mib": round(peak_rss_mib(), 1),
         }
+        if self._events:
+            report["operational"]["rng_event_log"] = str(self._write_event_log().relative_to(self.root))
         path = report_file(self.root, self.segment, self.name, self.mf, self.seed)
         replace_bytes(path, canonical_json_bytes(report))
         self.progress(

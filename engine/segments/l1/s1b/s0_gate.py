@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import rasterio
 import shapely
 
 from engine.core.errors import EngineError
+from engine.core.gates import read_input_table
 from engine.core.policy import load_policy_file
 from engine.core.proj_guard import ensure_proj_data
 from engine.core.sealing import check_inputs, seal_upstream, write_gate
@@ -40,7 +40,7 @@ def check_raster(path: Path) -> None:
 
 
 def check_polygons(path: Path) -> None:
-    table = pl.read_parquet(path)
+    table = read_input_table(path, state=STATE)
     geoms = shapely.from_wkb(table["geometry"].to_numpy())
     bad = ~shapely.is_valid(geoms)
     if bad.any():

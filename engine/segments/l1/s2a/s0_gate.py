@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
+from engine.core.gates import read_input_table
 from engine.core.policy import load_policy_file
 from engine.core.proj_guard import ensure_proj_data
 from engine.core.sealing import check_inputs, seal_upstream, write_gate
@@ -22,7 +21,7 @@ def run(root: Path, spec: dict[str, Any]) -> None:
     horizon = load_policy_file("CFG", "horizon", paths["CFG/horizon.yaml"], state=STATE)
     overrides = load_policy_file("2A", "tz_overrides", paths["2A/tz_overrides.yaml"], state=STATE)
     # duplicates and country-scope tzids now; site and MCC scopes are checked against their countries in S1
-    tzmap = tz_country_map(pl.read_parquet(paths["ref_tz_country"]))
+    tzmap = tz_country_map(read_input_table(paths["ref_tz_country"], state=STATE))
     active_overrides(overrides_of(overrides), horizon.start().date(), tz_country=tzmap)
     write_gate(root, spec, inputs, ["fingerprint", "policies", "references", "overrides"], STATE)
     seal_upstream(root, spec, spec["seeds"], {"1A": ["merchant_catalogue"], "1B": ["site_locations"]}, STATE)

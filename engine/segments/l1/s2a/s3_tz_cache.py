@@ -66,4 +66,6 @@ def run(ctx: StateContext) -> None:
         "window_start_utc": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "zones": len(tzids),
     }
-    publish_bytes(manifest_path(ctx.root, ctx.mf), canonical_json_bytes(manifest), state=ctx.state)
+    path = manifest_path(ctx.root, ctx.mf)
+    publish_bytes(path, canonical_json_bytes(manifest), state=ctx.state)
+    ctx.record_output("tz_cache_manifest", path, 1)
