@@ -20,12 +20,19 @@ from engine.core.plan import SegmentPlan, build_plan
 REPO = Path(__file__).resolve().parents[1]
 
 
+def snakemake_cmd(
+    root: Path, *extra: str, cores: int = 2, target: str = "all", preset: str = "tiny"
+) -> list[str]:
+    """The workflow's command line; `extra` are more --config items or flags."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), target]
+    return [*cmd, "--config", f"preset={preset}", f"output_root={root}", *extra]
+
+
 def run_snakemake(
     root: Path, *extra: str, cores: int = 2, target: str = "all"
 ) -> subprocess.CompletedProcess[str]:
     """Snakemake on the tiny preset; `extra` are more --config items or flags."""
-    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), target]
-    cmd += ["--config", "preset=tiny", f"output_root={root}", *extra]
+    cmd = snakemake_cmd(root, *extra, cores=cores, target=target)
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=900)
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, snakemake_cmd
 
 pytestmark = pytest.mark.bench
 
@@ -20,17 +19,7 @@ pytestmark = pytest.mark.bench
 @pytest.mark.parametrize("preset", ["tiny", "default", "large"])
 def test_bench_seg1a(preset: str, tmp_path: Path) -> None:
     root = tmp_path / preset
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        "2",
-        "seg1A",
-        "--config",
-        f"preset={preset}",
-        f"output_root={root}",
-    ]
+    cmd = snakemake_cmd(root, target="seg1A", preset=preset)
     start = time.perf_counter()
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - start

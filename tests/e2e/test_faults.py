@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, data_digests, mounted_tmpfs, read_only_bind, run_snakemake
+from tests.conftest import REPO, data_digests, mounted_tmpfs, read_only_bind, run_snakemake, snakemake_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -50,19 +49,9 @@ def copy_world(tiny_world: Path, root: Path, *victims: str) -> Path:
 
 def start(root: Path, out: Path, **env: str) -> subprocess.Popen[bytes]:
     """Snakemake on the tiny preset in its own process group (so a kill can take the jobs with it)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        "2",
-        "--config",
-        "preset=tiny",
-        f"output_root={root}",
-    ]
     with open(out, "wb") as fh:
         return subprocess.Popen(
-            cmd,
+            snakemake_cmd(root),
             cwd=REPO,
             env={**os.environ, **env},
             stdout=fh,
