@@ -1,8 +1,11 @@
-"""`ref_tz_country`: (iso2, tzid) pairs from `zone.tab` of the pinned tzdata package.
+"""`ref_tz_country`: (iso2, tzid) pairs from `zone.tab` of the pinned tzdata package, plus `zone1970`.
 
-`zone.tab` lists each zone under exactly one country, which is what a country → legal-time-zone lookup needs
-(`zone1970.tab` merges countries into shared zones). It is read from the tzdata package through
-importlib.resources, never from /usr/share/zoneinfo, so the system's tz files cannot leak in.
+`zone.tab` lists each zone under exactly one country, which is what a country → legal-time-zone lookup needs:
+its pairs are the rows, the legal list. `zone1970` is, per row, the countries `zone1970.tab` lists for that
+tzid (empty when zone1970.tab has no line for it): the zones whose clocks a country's region has followed
+since 1970 (e.g. `Asia/Bangkok` for TH, CX, KH, LA, VN), which the tz resolver's step 1 also accepts
+(layer1.md amendment 7). Both files are read from the tzdata package through importlib.resources, never
+from /usr/share/zoneinfo, so the system's tz files cannot leak in.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from engine.refdata import iso3166
 from engine.refdata.provenance import repair, write_artefact
 
 NAME = "ref_tz_country"
-SCHEMA = pl.Schema({"iso2": pl.String, "tzid": pl.String})
+SCHEMA = pl.Schema({"iso2": pl.String, "tzid": pl.String, "zone1970": pl.List(pl.String)})
 
 
 def zone_tab() -> list[tuple[str, str]]:
@@ -36,9 +39,32 @@ def zone_tab() -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
+def zone1970_tab(zone_tzids: set[str]) -> dict[str, list[str]]:
+    """tzid → the sorted countries of its zone1970.tab line; every tzid and country must be known."""
+    zoneinfo = files("tzdata").joinpath("zoneinfo")
+    known = set(iso3166.iso2_codes())
+    out: dict[str, list[str]] = {}
+    for line in zoneinfo.joinpath("zone1970.tab").read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        codes, _coordinates, tzid, *_comment = line.split("\t")
+        countries = codes.split(",")
+        if unknown := [c for c in countries if c not in known]:
+            raise ValueError(f"zone1970.tab: {unknown} ({tzid}) are not ISO 3166-1 alpha-2 codes")
+        if tzid not in zone_tzids:
+            raise ValueError(f"zone1970.tab: {tzid} is not a zone.tab zone")
+        if tzid in out:
+            raise ValueError(f"zone1970.tab: {tzid} listed twice")
+        out[tzid] = sorted(countries)
+    return out
+
+
 def tz_table() -> tuple[pl.DataFrame, list[dict[str, str]]]:
-    """The pairs as a table, and the countries that zone.tab gives no zone."""
-    df = pl.DataFrame(zone_tab(), schema=SCHEMA, orient="row")
+    """The pairs as a table (with each tzid's zone1970.tab countries), and the countries that zone.tab
+    gives no zone."""
+    pairs = zone_tab()
+    shared = zone1970_tab({tz for _, tz in pairs})
+    df = pl.DataFrame([(iso2, tz, shared.get(tz, [])) for iso2, tz in pairs], schema=SCHEMA, orient="row")
     covered = set(df["iso2"])
     omitted = [
         repair(c, "omitted", "no zone in tzdata zone.tab") for c in iso3166.iso2_codes() if c not in covered
@@ -53,5 +79,8 @@ def build(out_dir: Path) -> None:
         df,
         out_dir,
         repairs=repairs,
-        notes=["source: zone.tab of the tzdata package (one country per zone); sorted by (iso2, tzid)"],
+        notes=[
+            "source: zone.tab of the tzdata package (one country per zone); sorted by (iso2, tzid)",
+            "zone1970: the countries zone1970.tab of the same package lists for the tzid (empty if none)",
+        ],
     )

@@ -506,11 +506,11 @@ def test_horizon_is_resolved_from_the_run_config() -> None:
     got = resolve_policy("CFG", "horizon", {}, {"horizon": cfg.horizon.as_policy()})
     want = (
         "cache_margin_days_after: 200\ncache_margin_days_before: 7\ndays: 14\n"
-        "start_utc: '2026-01-05T00:00:00Z'\n"
+        "start_utc: '2026-03-02T00:00:00Z'\n"
     )
     assert got == want.encode()
     start, end = cfg.horizon.window()
-    assert (start.isoformat(), end.isoformat()) == ("2025-12-29T00:00:00+00:00", "2026-08-07T00:00:00+00:00")
+    assert (start.isoformat(), end.isoformat()) == ("2026-02-23T00:00:00+00:00", "2026-10-02T00:00:00+00:00")
 
 
 def test_policy_file_with_broken_yaml_is_one_error_line(tmp_path: Path) -> None:

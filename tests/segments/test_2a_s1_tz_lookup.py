@@ -323,3 +323,188 @@ def _row(res: dict, k: int) -> tuple:
         int(res["n_candidates"][k]),
         None if np.isnan(near) else float(near),
     )
+
+
+# ------------------------------------------------------------------- amendment 7: zone1970.tab, overlaps
+
+# A second synthetic world in real coordinates: Xinjiang lies in both Asia/Shanghai and Asia/Urumqi; north
+# Vietnam (Hanoi) lies in the Asia/Bangkok polygon, which zone.tab lists for TH only and zone1970.tab for
+# TH, CX, KH, LA and VN; Asia/Singapore is zone1970's zone for SG and a part of MY.
+TZIDS7 = [
+    "Asia/Bangkok",  # 0  TH (zone1970: KH, LA, TH, VN, …)
+    "Asia/Ho_Chi_Minh",  # 1  VN
+    "Asia/Kuala_Lumpur",  # 2  MY
+    "Asia/Kuching",  # 3  MY
+    "Asia/Shanghai",  # 4  CN
+    "Asia/Singapore",  # 5  SG (zone1970: MY, SG)
+    "Asia/Urumqi",  # 6  CN
+]
+PARTS7 = [
+    (shapely.box(97.0, 5.0, 104.0, 23.0), 0),
+    (shapely.box(104.0, 17.0, 108.0, 23.0), 0),  # north Vietnam
+    (shapely.box(104.0, 8.0, 110.0, 17.0), 1),
+    (shapely.box(100.0, 2.0, 104.0, 5.0), 2),
+    (shapely.box(109.0, 0.0, 119.0, 5.0), 3),
+    (shapely.box(73.0, 18.0, 135.0, 54.0), 4),  # all of China, Xinjiang included
+    (shapely.box(103.0, 1.0, 104.5, 2.0), 5),
+    (shapely.box(73.0, 35.0, 96.0, 50.0), 6),  # Xinjiang
+]
+INDEX7 = TzIndex(TZIDS7, [g for g, _ in PARTS7], [t for _, t in PARTS7])
+TZ_COUNTRY7 = {
+    "CN": ["Asia/Shanghai", "Asia/Urumqi"],
+    "MY": ["Asia/Kuala_Lumpur", "Asia/Kuching"],
+    "SG": ["Asia/Singapore"],
+    "TH": ["Asia/Bangkok"],
+    "VN": ["Asia/Ho_Chi_Minh"],
+}
+ZONE1970 = {
+    "CN": ["Asia/Shanghai", "Asia/Urumqi"],
+    "MY": ["Asia/Kuching", "Asia/Singapore"],
+    "SG": ["Asia/Singapore"],
+    "TH": ["Asia/Bangkok"],
+    "VN": ["Asia/Bangkok", "Asia/Ho_Chi_Minh"],
+}
+URUMQI, BEIJING = (87.62, 43.83, "CN"), (116.40, 39.90, "CN")
+HANOI, SAIGON = (105.85, 21.03, "VN"), (106.70, 10.78, "VN")
+
+
+def run7(points: list[tuple[float, float, str]], **kw: object) -> dict:
+    lon, lat, iso = zip(*points, strict=True)
+    return resolve(
+        INDEX7,
+        list(lon),
+        list(lat),
+        list(iso),
+        None,
+        None,
+        TZ_COUNTRY7,
+        {},
+        EPS,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_xinjiang_site_is_decided_by_the_overlap_policy() -> None:
+    res = run7([URUMQI, BEIJING], zone1970=ZONE1970, overlap_preference=["Asia/Urumqi"])
+    assert res["tzid"] == ["Asia/Urumqi", "Asia/Shanghai"]
+    assert res["resolution_method"] == ["OVERLAP_POLICY", "POLYGON"]
+    assert res["tz_index"].tolist() == [6, 4] and res["n_candidates"].tolist() == [2, 1]
+    assert np.isnan(res["nearest_km"]).all()
+    # the list decides, in its order; a zone that does not cover the site is passed over
+    res = run7([URUMQI], overlap_preference=["Asia/Bangkok", "Asia/Shanghai", "Asia/Urumqi"])
+    assert (res["tzid"], res["resolution_method"]) == (["Asia/Shanghai"], ["OVERLAP_POLICY"])
+    # without a preference the overlap falls to the nearest rung: 0 km, the lower tz_index wins
+    res = run7([URUMQI])
+    assert (res["tzid"], res["resolution_method"]) == (["Asia/Shanghai"], ["NEAREST_WITHIN"])
+    assert res["nearest_km"].tolist() == [0.0]
+
+
+def test_shipped_overlap_policy_prefers_urumqi() -> None:
+    from tests.conftest import shipped_policy
+
+    policy = shipped_policy("2A", "tz_resolution")
+    assert policy.overlap_preference == ["Asia/Urumqi"] and policy.zone1970_tzid == "country"
+    res = run7(
+        [URUMQI, HANOI],
+        zone1970=ZONE1970,
+        zone1970_tzid=policy.zone1970_tzid,
+        overlap_preference=policy.overlap_preference,
+    )
+    assert res["tzid"] == ["Asia/Urumqi", "Asia/Ho_Chi_Minh"]
+    assert res["resolution_method"] == ["OVERLAP_POLICY", "POLYGON"]
+
+
+def test_hanoi_is_accepted_through_zone1970_as_the_policy_says() -> None:
+    # "country" (shipped): Vietnam's one zone.tab zone is published; "polygon": the polygon's own zone
+    res = run7([HANOI, SAIGON], zone1970=ZONE1970, zone1970_tzid="country")
+    assert res["tzid"] == ["Asia/Ho_Chi_Minh", "Asia/Ho_Chi_Minh"]
+    assert res["resolution_method"] == ["POLYGON", "POLYGON"]
+    assert res["tz_index"].tolist() == [1, 1] and res["n_candidates"].tolist() == [1, 1]
+    res = run7([HANOI, SAIGON], zone1970=ZONE1970, zone1970_tzid="polygon")
+    assert res["tzid"] == ["Asia/Bangkok", "Asia/Ho_Chi_Minh"]
+    assert res["resolution_method"] == ["POLYGON", "POLYGON"]
+    assert res["tz_index"].tolist() == [0, 1]
+    # without zone1970.tab (zone.tab only) Hanoi has no candidate and lands on the singleton rung
+    res = run7([HANOI])
+    assert (res["tzid"], res["resolution_method"]) == (["Asia/Ho_Chi_Minh"], ["COUNTRY_SINGLETON"])
+    assert res["n_candidates"].tolist() == [0]
+
+
+def test_zone1970_in_a_multi_zone_country_keeps_the_polygon_zone() -> None:
+    # Johor Bahru-like point inside Asia/Singapore only: MY has two zones, so even "country" cannot map it
+    res = run7([(103.75, 1.50, "MY")], zone1970=ZONE1970, zone1970_tzid="country")
+    assert (res["tzid"], res["resolution_method"]) == (["Asia/Singapore"], ["POLYGON"])
+    # zone1970 widens the candidates of its own countries only: a Thai site in Vietnam's zone is not one
+    res = run7([(106.70, 10.78, "TH")], zone1970=ZONE1970)
+    assert (res["tzid"], res["resolution_method"]) == (["Asia/Bangkok"], ["COUNTRY_SINGLETON"])
+
+
+def test_zone1970_only_zone_nudge_and_unknown_preference() -> None:
+    # on Hanoi's polygon's south edge: Bangkok and Ho Chi Minh both cover it; the nudge lands in Bangkok
+    res = run7([(105.0, 17.0, "VN")], zone1970=ZONE1970, zone1970_tzid="polygon")
+    assert (res["tzid"], res["resolution_method"]) == (["Asia/Bangkok"], ["NUDGE"])
+    with pytest.raises(ValueError, match="overlap preference Mars/Base"):
+        run7([URUMQI], overlap_preference=["Mars/Base"])
+    with pytest.raises(ValueError, match="zone1970_tzid"):
+        run7([URUMQI], zone1970_tzid="both")
+
+
+def test_single_zone_singleton_is_not_a_fallback_for_r02_r03() -> None:
+    from engine.segments.l1.s2a.s5_validation import FALLBACK, fallback_shares
+
+    assert "COUNTRY_SINGLETON" not in FALLBACK and "OVERLAP_POLICY" not in FALLBACK
+    stz = pl.DataFrame(
+        {
+            "legal_country_iso": ["LU"] * 200 + ["US"] * 100 + ["CN"] * 50,
+            "resolution_method": ["COUNTRY_SINGLETON"] * 150
+            + ["POLYGON"] * 50
+            + ["NEAREST_WITHIN"] * 6
+            + ["POLYGON"] * 94
+            + ["OVERLAP_POLICY"] * 40
+            + ["NEAREST_BEYOND"] * 10,
+        }
+    )
+    share, country_max, n_big = fallback_shares(stz, 100)
+    assert (share, country_max, n_big) == (16 / 350, 0.06, 2)  # CN (50 sites) is under min_sites
+    assert fallback_shares(stz.filter(pl.col("legal_country_iso") == "LU"), 100) == (0.0, 0.0, 1)
+
+
+def test_r01_accepts_zone_tab_and_zone1970_pairs() -> None:
+    from engine.segments.l1.s2a.s5_validation import listed_sites
+
+    ref = pl.DataFrame(
+        {
+            "iso2": ["TH", "VN"],
+            "tzid": ["Asia/Bangkok", "Asia/Ho_Chi_Minh"],
+            "zone1970": [["KH", "LA", "TH", "VN"], ["VN"]],
+        }
+    )
+    stz = pl.DataFrame(
+        {
+            "legal_country_iso": ["VN", "VN", "TH", "TH"],
+            "tzid": ["Asia/Bangkok", "Asia/Ho_Chi_Minh", "Asia/Bangkok", "Asia/Ho_Chi_Minh"],
+        }
+    )
+    assert listed_sites(stz, ref) == 3  # a Thai site in Asia/Ho_Chi_Minh is listed by neither file
+
+
+def test_country_zone_is_published_only_where_the_clocks_agree() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def differ(a: str, b: str) -> bool:
+        seen.append((a, b))
+        return False
+
+    res = run7([HANOI, HANOI, SAIGON], zone1970=ZONE1970, same_clock=differ)
+    assert res["tzid"] == ["Asia/Bangkok", "Asia/Bangkok", "Asia/Ho_Chi_Minh"]
+    assert res["resolution_method"] == ["POLYGON"] * 3
+    assert seen == [("Asia/Bangkok", "Asia/Ho_Chi_Minh")]  # asked once per (country, zone)
+
+
+def test_same_clock_over_the_default_cache_window() -> None:
+    from engine.core.config import load_run_config
+    from engine.segments.l1.s2a.s1_tz_lookup import same_clock_over
+
+    same = same_clock_over(*load_run_config({"preset": "default"}).horizon.window())
+    assert same("Asia/Bangkok", "Asia/Ho_Chi_Minh") and same("Europe/Brussels", "Europe/Luxembourg")
+    assert not same("Asia/Dubai", "Indian/Kerguelen")  # zone1970.tab lists TF (Crozet) under Asia/Dubai

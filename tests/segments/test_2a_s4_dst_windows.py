@@ -122,3 +122,54 @@ def test_independent_windows_in_the_horizon(windows: pl.DataFrame) -> None:
     assert ours.equals(independent_windows(ZONES, H0, H1))
     starts = ours.filter(pl.col("tzid").is_in(["Europe/London", "America/New_York"]))["kind"].to_list()
     assert starts == ["GAP", "GAP"]
+
+
+@pytest.mark.parametrize(
+    ("preset", "days"),
+    [("tiny", 14), ("default", 35), ("large", 90)],
+)
+def test_every_preset_horizon_starts_2026_03_02(preset: str, days: int) -> None:
+    from engine.core.config import load_run_config
+
+    policy = load_run_config({"preset": preset}).horizon.as_policy()
+    assert (policy["start_utc"], policy["days"]) == ("2026-03-02T00:00:00Z", days)
+
+
+def test_default_horizon_holds_a_gap_and_a_fold() -> None:
+    """Amendment 8: the default preset's horizon (2026-03-02, 35 days) holds the US and EU spring gaps and
+    the southern-hemisphere autumn folds (Sydney, Santiago), each exact to the second."""
+    from engine.core.config import load_run_config
+
+    horizon = load_run_config({"preset": "default"}).horizon
+    start, end = horizon.window()
+    zones = ["America/New_York", "America/Santiago", "Asia/Tokyo", "Australia/Sydney", "Europe/London"]
+    w = dst_windows(transitions(zones, start, end), horizon.start(), horizon.end())
+    inside = w.filter(pl.col("in_horizon"))
+    assert of(inside, "America/New_York") == [
+        ("GAP", local(2026, 3, 8, 7), local(2026, 3, 8, 2), local(2026, 3, 8, 3), 3600, True)
+    ]
+    assert of(inside, "Europe/London") == [
+        ("GAP", local(2026, 3, 29, 1), local(2026, 3, 29, 1), local(2026, 3, 29, 2), 3600, True)
+    ]
+    assert of(inside, "Australia/Sydney") == [
+        ("FOLD", local(2026, 4, 4, 16), local(2026, 4, 5, 2), local(2026, 4, 5, 3), -3600, True)
+    ]
+    assert of(inside, "America/Santiago") == [
+        ("FOLD", local(2026, 4, 5, 3), local(2026, 4, 4, 23), local(2026, 4, 5, 0), -3600, True)
+    ]
+    assert of(inside, "Asia/Tokyo") == []
+    assert inside.equals(independent_windows(zones, horizon.start(), horizon.end()))
+
+
+def test_tiny_horizon_holds_the_us_gap_only() -> None:
+    from engine.core.config import load_run_config
+
+    horizon = load_run_config({"preset": "tiny"}).horizon
+    start, end = horizon.window()
+    zones = ["America/New_York", "Europe/London"]
+    inside = dst_windows(transitions(zones, start, end), horizon.start(), horizon.end()).filter(
+        pl.col("in_horizon")
+    )
+    assert inside.select("tzid", "kind", "transition_utc").rows() == [
+        ("America/New_York", "GAP", local(2026, 3, 8, 7))
+    ]

@@ -32,13 +32,31 @@ def _target_text(value: Any) -> Any:
     return str(value) if type(value) is int else value
 
 
+TzidCode = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"), Code("tzid")]
+
+
 class TzResolution(Strict):
     epsilon_deg: Annotated[float, Field(gt=0.0, lt=1.0)]
+    # amendment 7: a site whose one candidate is a zone zone1970.tab (not zone.tab) lists for its country
+    # publishes its country's own zone ("country": single-zone countries whose zone keeps the same offsets
+    # over the cache window; else the polygon's) or always the polygon's zone ("polygon")
+    zone1970_tzid: Literal["country", "polygon"]
+    # where several candidate polygons cover a site, the first of these zones among them wins
+    overlap_preference: list[TzidCode]
     fallback_max: Share
     fallback_country_max: Share
     fallback_country_min_sites: Annotated[int, Field(ge=1)]
     nearest_beyond_max: Share
     override_max: Share
+
+    @model_validator(mode="after")
+    def _unique_preference(self) -> TzResolution:
+        seen: set[str] = set()
+        for i, tz in enumerate(self.overlap_preference):
+            if tz in seen:
+                raise FieldError(f"{tz} is listed twice", "overlap_preference", i)
+            seen.add(tz)
+        return self
 
 
 TARGET_SHAPES = {"site": r"^[0-9]+$", "mcc": r"^[0-9]{4}$", "country": r"^[A-Z]{2}$"}
@@ -52,7 +70,7 @@ class OverrideEntry(Strict):
         Field(min_length=1),
         Code(by="scope"),
     ]
-    tzid: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"), Code("tzid")]
+    tzid: TzidCode
     reason: Annotated[str, Field(min_length=1)]
     expires: Annotated[dt.date, BeforeValidator(_iso_date)] | None = None
 

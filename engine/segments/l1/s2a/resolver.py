@@ -8,7 +8,7 @@ batch with one STRtree query; only the rare fallbacks run per point in Python.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal
@@ -25,6 +25,7 @@ STATE = "2A.S1"
 METHODS = (
     "POLYGON",
     "NUDGE",
+    "OVERLAP_POLICY",
     "OVERRIDE_SITE",
     "OVERRIDE_MCC",
     "OVERRIDE_COUNTRY",
@@ -34,6 +35,7 @@ METHODS = (
 )
 KM_PER_DEG = 111.0  # the design's nearest threshold is ε·111 km
 Scope = Literal["site", "mcc", "country"]
+Zone1970Tzid = Literal["country", "polygon"]
 SCOPE_PRECEDENCE: tuple[Scope, ...] = ("site", "mcc", "country")
 _GEOD = Geod(ellps="WGS84")
 
@@ -199,33 +201,54 @@ def nudge(lon: np.ndarray, lat: np.ndarray, epsilon_deg: float) -> tuple[np.ndar
 
 
 class _Countries:
-    """Per-batch country codes and the (country, tz_index) pairs that may be candidates."""
+    """Per-batch country codes and the (country, tz_index) pairs that may be candidates: the country's
+    zone.tab zones (`listed`) and the zones zone1970.tab lists for it (`accepted`, amendment 7)."""
 
-    def __init__(self, index: TzIndex, country_iso: np.ndarray, tz_country: Mapping[str, Sequence[str]]):
+    def __init__(
+        self,
+        index: TzIndex,
+        country_iso: np.ndarray,
+        tz_country: Mapping[str, Sequence[str]],
+        zone1970: Mapping[str, Sequence[str]],
+    ):
         self.codes, self.code_of_point = np.unique(country_iso, return_inverse=True)
         self.listed: dict[str, list[int]] = {}
         keys: list[int] = []
         n_tz = len(index.tzids)
         for c, iso2 in enumerate(self.codes.tolist()):
-            listed = []
-            for tz in tz_country.get(iso2, ()):
-                if tz not in index.position:
-                    raise ValueError(f"tzid {tz} of {iso2} is not in the tz index (references out of step)")
-                listed.append(index.position[tz])
-            self.listed[iso2] = sorted(set(listed))
-            keys.extend(c * n_tz + t for t in self.listed[iso2])
+            self.listed[iso2] = self._positions(index, iso2, tz_country.get(iso2, ()))
+            accepted = self._positions(index, iso2, zone1970.get(iso2, ()))
+            keys.extend(c * n_tz + t for t in sorted(set(self.listed[iso2]) | set(accepted)))
         self.allowed = np.array(sorted(keys), dtype=np.int64)
+
+    @staticmethod
+    def _positions(index: TzIndex, iso2: str, tzids: Iterable[str]) -> list[int]:
+        out = []
+        for tz in tzids:
+            if tz not in index.position:
+                raise ValueError(f"tzid {tz} of {iso2} is not in the tz index (references out of step)")
+            out.append(index.position[tz])
+        return sorted(set(out))
 
 
 def _candidates(
-    index: TzIndex, lon: np.ndarray, lat: np.ndarray, code: np.ndarray, allowed: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per point: how many distinct listed tz_index cover it, and that tz_index where there is one."""
+    index: TzIndex,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    code: np.ndarray,
+    allowed: np.ndarray,
+    rank: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per point: how many distinct candidate tz_index cover it, that tz_index where there is one, and
+    where there are several, the candidate that ranks first in the overlap preference (−1 if none does).
+
+    `rank[t]` is tz_index t's position in the preference list, or a large number when it is not listed."""
     n = lon.size
     count = np.zeros(n, dtype=np.int64)
     single = np.full(n, -1, dtype=np.int64)
+    preferred = np.full(n, -1, dtype=np.int64)
     if n == 0 or index.geoms.size == 0:
-        return count, single
+        return count, single, preferred
     n_tz = len(index.tzids)
     pi, gi = index.tree.query(shapely.points(lon, lat), predicate="covered_by")
     tzi = index.part_tz[gi]
@@ -234,7 +257,18 @@ def _candidates(
     upi, utz = pair // n_tz, pair % n_tz
     count += np.bincount(upi, minlength=n)
     single[upi] = utz  # only read where count == 1
-    return count, single
+    listed = rank[utz] < _UNRANKED
+    if listed.any():
+        # per point the candidate of lowest rank: sort by (point, rank) and keep each point's first
+        order = np.lexsort((rank[utz[listed]], upi[listed]))
+        p_sorted, t_sorted = upi[listed][order], utz[listed][order]
+        first = np.ones(p_sorted.size, dtype=bool)
+        first[1:] = p_sorted[1:] != p_sorted[:-1]
+        preferred[p_sorted[first]] = t_sorted[first]
+    return count, single, preferred
+
+
+_UNRANKED = np.iinfo(np.int64).max
 
 
 def resolve(
@@ -247,12 +281,24 @@ def resolve(
     tz_country: Mapping[str, Sequence[str]],
     overrides: Mapping[tuple[Scope, str], Override],
     epsilon_deg: float,
+    *,
+    zone1970: Mapping[str, Sequence[str]] | None = None,
+    zone1970_tzid: Zone1970Tzid = "country",
+    overlap_preference: Sequence[str] = (),
+    same_clock: Callable[[str, str], bool] | None = None,
 ) -> dict[str, np.ndarray | list[str]]:
-    """Resolve each point to one tzid of its country through the 2A.S1 ladder.
+    """Resolve each point to one tzid of its country through the 2A.S1 ladder (with amendment 7).
 
+    `tz_country` is the legal list (zone.tab: country → zones); `zone1970` (country → zones zone1970.tab
+    lists for it) widens the candidates of steps 1–3 only. A point whose one candidate is a zone1970-only
+    zone publishes, with `zone1970_tzid="country"`, its country's zone when the country has exactly one
+    zone.tab zone and `same_clock(polygon zone, country zone)` holds (the caller compares the two zones' UTC
+    offsets over its window; None trusts zone1970.tab), else the polygon's zone; with "polygon" always the
+    polygon's zone. Where several candidates cover a point (or its nudge), the first of them in
+    `overlap_preference` wins (OVERLAP_POLICY); if none is listed there the ladder goes on.
     `overrides` is the active set from `active_overrides`; `site_id`/`mcc` may be None (3A and 3B resolve
     with country-scope overrides only). Returns tzid, tz_index (u16), resolution_method, n_candidates (u8:
-    distinct listed zones covering the original point, before any nudge) and nearest_km (NaN unless
+    distinct candidate zones covering the original point, before any nudge) and nearest_km (NaN unless
     NEAREST_*), all in input order.
     """
     lon = np.asarray(lon, dtype=np.float64).reshape(-1)
@@ -271,23 +317,47 @@ def resolve(
     if n and (lon.min() < -180.0 or lon.max() >= 180.0 or lat.min() < -90.0 or lat.max() > 90.0):
         raise ValueError("coordinates outside lon [−180, 180), lat [−90, 90]")
 
-    countries = _Countries(index, iso, tz_country)
+    if zone1970_tzid not in ("country", "polygon"):
+        raise ValueError(f"zone1970_tzid must be 'country' or 'polygon', not {zone1970_tzid!r}")
+    countries = _Countries(index, iso, tz_country, zone1970 or {})
     code = countries.code_of_point.reshape(-1).astype(np.int64)
+    rank = np.full(len(index.tzids), _UNRANKED, dtype=np.int64)
+    for r, tz in enumerate(overlap_preference):
+        if tz not in index.position:
+            raise ValueError(f"overlap preference {tz} is not in the tz index")
+        rank[index.position[tz]] = min(int(rank[index.position[tz]]), r)
 
-    # Steps 1–2: one batch query.
-    count, single = _candidates(index, lon, lat, code, countries.allowed)
+    # Steps 1–2: one batch query; several candidates → the overlap preference, if it names one.
+    count, single, preferred = _candidates(index, lon, lat, code, countries.allowed, rank)
     tz_out = np.where(count == 1, single, -1)
     method = np.full(n, "", dtype=object)
     method[count == 1] = "POLYGON"
+    overlap = (count >= 2) & (preferred >= 0)
+    tz_out[overlap] = preferred[overlap]
+    method[overlap] = "OVERLAP_POLICY"
 
     # Step 3: nudge the rest once and re-query them as a batch.
-    rest = np.flatnonzero(count != 1)
+    rest = np.flatnonzero(tz_out < 0)
     if rest.size:
         lon2, lat2 = nudge(lon[rest], lat[rest], epsilon_deg)
-        count2, single2 = _candidates(index, lon2, lat2, code[rest], countries.allowed)
+        count2, single2, preferred2 = _candidates(index, lon2, lat2, code[rest], countries.allowed, rank)
         hit = count2 == 1
         tz_out[rest[hit]] = single2[hit]
         method[rest[hit]] = "NUDGE"
+        hit2 = (count2 >= 2) & (preferred2 >= 0)
+        tz_out[rest[hit2]] = preferred2[hit2]
+        method[rest[hit2]] = "OVERLAP_POLICY"
+
+    # A zone1970-only zone in a single-zone country publishes the country's zone under "country".
+    if zone1970_tzid == "country":
+        for c, iso2 in enumerate(countries.codes.tolist()):
+            listed = countries.listed[iso2]
+            if len(listed) != 1:
+                continue
+            mine = (code == c) & (tz_out >= 0) & (tz_out != listed[0])
+            for t in np.unique(tz_out[mine]).tolist():
+                if same_clock is None or same_clock(index.tzids[t], index.tzids[listed[0]]):
+                    tz_out[mine & (tz_out == t)] = listed[0]
 
     # Steps 4–7: rare, per point.
     nearest_km = np.full(n, np.nan, dtype=np.float64)

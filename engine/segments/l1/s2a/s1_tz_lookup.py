@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from functools import cache
+
 import numpy as np
 import polars as pl
 
 from engine.core.errors import EngineError
 from engine.core.horizon import Horizon
 from engine.core.state import StateContext
+from engine.core.tzdb import force_tzdata
 from engine.segments.l1.s2a.policy import TzOverrides, TzResolution
 from engine.segments.l1.s2a.resolver import Override, TzIndex, active_overrides, resolve
+from engine.segments.l1.s2a.tz_cache import epoch_s, load_zone, zone_transitions
 
 
 def tz_country_map(tz_country: pl.DataFrame) -> dict[str, list[str]]:
+    """The legal list: country → its zone.tab zones."""
     return {iso2: sorted(g["tzid"].to_list()) for (iso2,), g in tz_country.group_by(["iso2"])}
+
+
+def zone1970_map(tz_country: pl.DataFrame) -> dict[str, list[str]]:
+    """Country → the zones zone1970.tab lists for it (the `zone1970` column of ref_tz_country)."""
+    pairs = tz_country.select("tzid", pl.col("zone1970").alias("iso2")).explode("iso2").drop_nulls()
+    return {iso2: sorted(g["tzid"].to_list()) for (iso2,), g in pairs.group_by(["iso2"])}
+
+
+def same_clock_over(start: dt.datetime, end: dt.datetime) -> Callable[[str, str], bool]:
+    """Whether two zones keep the same UTC offsets at every instant of [start, end] (pinned tzdata): the
+    condition for publishing a single-zone country's own zone for a site in a zone1970.tab zone."""
+    force_tzdata()
+    start_s, end_s = epoch_s(start), epoch_s(end)
+
+    @cache
+    def offsets(tzid: str) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        for s, (off, _dst, _abbrev) in zone_transitions(load_zone(tzid), start_s, end_s):
+            if not out or out[-1][1] != off:
+                out.append((s, off))
+        return tuple(out)
+
+    return lambda a, b: offsets(a) == offsets(b)
 
 
 def overrides_of(policy: TzOverrides) -> list[Override]:
@@ -54,6 +84,10 @@ def run(ctx: StateContext) -> None:
         tzmap,
         active,
         policy.epsilon_deg,
+        zone1970=zone1970_map(tz_country),
+        zone1970_tzid=policy.zone1970_tzid,
+        overlap_preference=policy.overlap_preference,
+        same_clock=same_clock_over(*horizon.window()),
     )
     out = sites.select("site_id", "merchant_id", "legal_country_iso").with_columns(
         pl.Series("tzid", res["tzid"], dtype=pl.String),

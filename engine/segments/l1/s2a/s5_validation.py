@@ -29,14 +29,39 @@ from engine.segments.l1.s2a.tz_cache import check_hourly
 SEEDED = ["s1_tz_lookup", "site_timezones", "tz_in_use"]
 SEED_FREE = ["tz_transitions", "tz_dst_windows"]
 PRODUCERS = ["2A.S1", "2A.S2", "2A.S3", "2A.S4"]
+# COUNTRY_SINGLETON is reached only in a country with one zone.tab zone, where it is exact, not a fallback
+# (layer1.md amendment 7); OVERLAP_POLICY is a polygon hit decided by the policy's preference list.
 FALLBACK = (
     "OVERRIDE_SITE",
     "OVERRIDE_MCC",
     "OVERRIDE_COUNTRY",
-    "COUNTRY_SINGLETON",
     "NEAREST_WITHIN",
     "NEAREST_BEYOND",
 )
+
+
+def fallback_shares(stz: pl.DataFrame, min_sites: int) -> tuple[float, float, int]:
+    """2A.R02 and R03: the global fallback share, the largest per-country share among countries with at
+    least `min_sites` sites, and how many such countries there are."""
+    n = stz.height
+    per_country = stz.group_by("legal_country_iso").agg(
+        pl.len().alias("n"), pl.col("resolution_method").is_in(list(FALLBACK)).mean().alias("fb")
+    )
+    big = per_country.filter(pl.col("n") >= min_sites)
+    share = float(stz["resolution_method"].is_in(list(FALLBACK)).mean()) if n else 0.0
+    return share, (float(big["fb"].max()) if big.height else 0.0), big.height
+
+
+def listed_sites(stz: pl.DataFrame, tz_country: pl.DataFrame) -> int:
+    """2A.R01: sites whose tzid is a zone.tab zone of their country or one zone1970.tab lists for it."""
+    legal = tz_country.select(pl.col("iso2").alias("legal_country_iso"), "tzid")
+    shared = (
+        tz_country.select(pl.col("zone1970").alias("legal_country_iso"), "tzid")
+        .explode("legal_country_iso")
+        .drop_nulls()
+    )
+    pairs = pl.concat([legal, shared]).unique()
+    return stz.join(pairs, on=["legal_country_iso", "tzid"], how="semi").height
 
 
 def zone_entropy(counts: np.ndarray, k: int) -> float:
@@ -77,17 +102,13 @@ def run(ctx: StateContext) -> None:
         code="E_2A_COVERAGE",
     )
     tz_country = ctx.sealed_table("ref_tz_country")
-    listed = stz.join(
-        tz_country.select(pl.col("iso2").alias("legal_country_iso"), "tzid"),
-        on=["legal_country_iso", "tzid"],
-        how="semi",
-    )
+    n_listed = listed_sites(stz, tz_country)
     n = stz.height
     method = stz["resolution_method"]
     per_country = stz.group_by("legal_country_iso").agg(
         pl.len().alias("n"), pl.col("resolution_method").is_in(list(FALLBACK)).mean().alias("fb")
     )
-    big = per_country.filter(pl.col("n") >= policy.fallback_country_min_sites)
+    fb_share, fb_country_max, n_big = fallback_shares(stz, policy.fallback_country_min_sites)
     zones_per_country = tz_country.group_by("iso2").agg(pl.col("tzid").n_unique().alias("k"))
     multi = per_country.join(zones_per_country, left_on="legal_country_iso", right_on="iso2").filter(
         (pl.col("k") >= 2) & (pl.col("n") >= 300)
@@ -118,9 +139,9 @@ def run(ctx: StateContext) -> None:
         .sort("tzid", "transition_utc")
     )
     metrics: dict[str, tuple[float, int]] = {
-        "tzid_listed_share": (listed.height / n if n else 1.0, n),
-        "fallback_share": (float(method.is_in(list(FALLBACK)).mean()) if n else 0.0, n),
-        "max_country_fallback_share": (float(big["fb"].max()) if big.height else 0.0, big.height),
+        "tzid_listed_share": (n_listed / n if n else 1.0, n),
+        "fallback_share": (fb_share, n),
+        "max_country_fallback_share": (fb_country_max, n_big),
         "nearest_beyond_share": (float((method == "NEAREST_BEYOND").mean()) if n else 0.0, n),
         "override_share": (float(method.str.starts_with("OVERRIDE").mean()) if n else 0.0, n),
         "multizone_countries_using_two": (
