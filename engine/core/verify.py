@@ -100,6 +100,7 @@ class WorldVerifier:
     digests: Digests = field(default_factory=Digests)
     vouched: set[Path] = field(default_factory=set)
     _gates: dict[tuple[str, str], list[Finding]] = field(default_factory=dict)
+    _sealed: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def bundle(self, bundle: Path) -> list[Finding]:
         m = BUNDLE_RE.search(bundle.as_posix())
@@ -166,7 +167,7 @@ class WorldVerifier:
             yield Finding(
                 "E_GATE_INVALID", gdir / SEALED, "does not match the receipt's sealed_inputs_sha256"
             )
-        sealed = json.loads(sealed_bytes)
+        sealed = self._sealed[(seg, mf)] = json.loads(sealed_bytes)
         yield from self._inputs(sealed["inputs"])
         yield from self._identity(seg, mf, sealed, gdir / SEALED)
 
@@ -236,7 +237,7 @@ class WorldVerifier:
         if not isinstance(doc, dict):
             yield Finding("E_GATE_INVALID", path, "unreadable")
             return
-        sealed = _read_json(gate_dir(self.root, seg, mf) / SEALED) or {}
+        sealed = self._sealed.get((seg, mf), {})  # read by _gate, which runs first
         for up, flag_digest in sorted(doc["flags"].items()):
             up_bundle = bundle_dir(self.root, up, seed, sealed.get("upstream", {}).get(up, ""))
             flag = _read_bytes(up_bundle / FLAG)
