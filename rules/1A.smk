@@ -208,7 +208,6 @@ rule seg1A_s8_outlet_catalogue:
 
 
 BUNDLE_1A = str(bundle_dir(ROOT, "1A", "{seed}", MF_1A))
-BUNDLE_FILES = ["index.json", "checks.json", "realism.json", "rng_accounting.json", "state_reports.json", "gate.json", "_passed.flag"]
 
 
 rule seg1A_s9_validation:

@@ -13,6 +13,7 @@ from snakemake.settings.types import DeploymentMethod
 from engine.core.canonical import canonical_json_bytes, sha256_hex
 from engine.core.config import load_run_config
 from engine.core.contracts import dataset_file
+from engine.core.gates import BUNDLE_FILES
 from engine.core.digest_cache import DigestCache
 from engine.core.errors import EngineError
 from engine.core.layout import bundle_dir, gate_dir, ingress_report_path, report_file

@@ -18,6 +18,16 @@ SEALED = "sealed_inputs.json"
 RECEIPT = "s0_gate_receipt.json"
 UPSTREAM = "sealed_upstream.json"
 GATE_EVIDENCE = "gate.json"
+# every bundle's files (a segment may add evidence); the rules name them as the last state's outputs
+BUNDLE_FILES = (
+    INDEX,
+    "checks.json",
+    "realism.json",
+    "rng_accounting.json",
+    "state_reports.json",
+    GATE_EVIDENCE,
+    FLAG,
+)
 
 if TYPE_CHECKING:
     import polars as pl
