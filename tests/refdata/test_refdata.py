@@ -70,17 +70,6 @@ def provenance(built: dict[str, Path], name: str) -> dict:
     return json.loads((built[name] / PROVENANCE).read_text(encoding="utf-8"))
 
 
-GEO_ARTEFACTS = {
-    "ref_country_polygons",
-    "ref_cities",
-    "ref_tz_polygons",
-    "ref_tzdb",
-    "ref_population_raster_0p25",
-    "ref_population_raster_0p1",
-    "ref_population_raster_0p05",
-}
-
-
 def test_registry_covers_the_artefacts() -> None:
     assert set(registry.ARTEFACTS) == set(SCHEMAS) | GEO_ARTEFACTS
     assert all(registry.ARTEFACTS[n].filename == f"{n}.parquet" for n in SCHEMAS)
@@ -162,6 +151,21 @@ def test_known_values(built: dict[str, Path]) -> None:
     assert cur["DE"] == ("EUR", 2)
     assert cur["BG"] == ("EUR", 2)  # repaired: BGN withdrawn
     assert "AQ" not in cur
+    settle = {
+        r["iso2"]: (r["currency"], r["settlement_currency"], r["settlement_minor_units"])
+        for r in table(built, "ref_currencies").iter_rows(named=True)
+    }
+    # the cited override table: cards settle in US dollars beside a local currency
+    overridden = {k: v for k, v in settle.items() if v[0] != v[1]}
+    assert overridden == {
+        "KH": ("KHR", "USD", 2),
+        "LR": ("LRD", "USD", 2),
+        "PA": ("PAB", "USD", 2),
+        "SO": ("SOS", "USD", 2),
+        "ZW": ("ZWG", "USD", 2),
+    }
+    assert settle["EC"] == settle["SV"] == settle["TL"] == ("USD", "USD", 2)  # dollarised: GeoNames says USD
+    assert settle["JP"] == ("JPY", "JPY", 0)
 
     codes = dict(table(built, "ref_mcc").iter_rows())
     assert codes[5411] == "Groceries and supermarkets"

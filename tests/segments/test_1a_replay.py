@@ -9,8 +9,18 @@ from scipy import stats
 
 from engine.core.rng import family_key
 from engine.core.validation import Lanes, PhiloxBlocks
-from engine.kernels.count_models import nb_outlets, run_count_kernel, ztp_counts
-from engine.segments.l1.s1a.replay import gamma, nb_event, poisson_inversion, std_normal, ztp_event
+from engine.kernels.count_models import run_count_kernel, ztp_counts
+from engine.segments.l1.s1a.policy import HurdleNb
+from engine.segments.l1.s1a.replay import (
+    gamma,
+    nb_event,
+    poisson_inversion,
+    power_law_tail,
+    std_normal,
+    ztp_event,
+)
+from engine.segments.l1.s1a.s2_nb_outlets import draw_outlets
+from tests.conftest import shipped_policy
 
 KEY = family_key(11, "ef" * 32, "1A.test")
 
@@ -20,25 +30,43 @@ def _inputs(n: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("mu", "phi", "max_attempts"),
+    ("mu", "phi", "p_chain", "max_attempts"),
     [
-        ((0.5, 8.0), (0.15, 0.95), 64),  # α < 1: the boost lane; λ mostly < 10 (inversion)
-        ((8.0, 90.0), (1.0, 6.0), 64),  # α ≥ 1; λ often ≥ 10 (PTRS)
-        ((0.2, 1.0), (0.5, 2.0), 1),  # K ≥ 2 rare: exhaustion after one attempt
+        ((0.5, 8.0), (0.15, 0.95), (0.0, 0.0), 64),  # body only, α < 1: the boost lane; λ mostly < 10
+        ((8.0, 90.0), (1.0, 6.0), (0.0, 0.0), 64),  # body only, α ≥ 1; λ often ≥ 10 (PTRS)
+        ((0.2, 1.0), (0.5, 2.0), (0.0, 0.0), 1),  # K ≥ 2 rare: exhaustion after one attempt
+        ((0.3, 20.0), (0.3, 4.0), (0.0, 1.0), 64),  # both components, rejected body attempts between
     ],
 )
-def test_nb_event_is_the_kernel_bit_for_bit(mu, phi, max_attempts) -> None:
+def test_nb_event_is_the_kernel_bit_for_bit(mu, phi, p_chain, max_attempts) -> None:
     rng = np.random.default_rng(3)
     n = 1_500
-    ids, m, p = _inputs(n, 4), rng.uniform(*mu, n), rng.uniform(*phi, n)
-    kernel = run_count_kernel(nb_outlets, KEY, ids, m, p, max_attempts)
+    ids, m, p, c = _inputs(n, 4), rng.uniform(*mu, n), rng.uniform(*phi, n), rng.uniform(*p_chain, n)
+    shipped: HurdleNb = shipped_policy("1A", "hurdle_nb")  # type: ignore[assignment]
+    policy = shipped.model_copy(update={"nb": shipped.nb.model_copy(update={"max_attempts": max_attempts})})
+    kernel = draw_outlets(KEY, ids, m, p, c, policy)
     gen = PhiloxBlocks(KEY)
     events = [
-        nb_event(gen, int(i), float(a), float(b), max_attempts) for i, a, b in zip(ids, m, p, strict=True)
+        nb_event(gen, int(i), float(a), float(b), float(x), policy)
+        for i, a, b, x in zip(ids, m, p, c, strict=True)
     ]
-    for field in ("k", "attempts", "draws", "blocks"):
+    for field in ("k", "attempts", "draws", "blocks", "tail"):
         assert [e[field] for e in events] == kernel[field].tolist(), field
     assert kernel["exhausted"].any() == (max_attempts == 1)
+    assert kernel["tail"].any() == (p_chain[1] > 0)
+
+
+def test_power_law_tail_walk_known_answers() -> None:
+    """P(K ≥ k) = (k^−α − 101^−α) / (10^−α − 101^−α) on [10, 100], α = 1: K is the largest k whose
+    survival still exceeds 1 − u. By hand: P(K ≥ 11) = (1/11 − 1/101)/(1/10 − 1/101) = 0.89910…,
+    P(K ≥ 20) = 0.44505…, P(K ≥ 100) = 0.0011…"""
+    assert power_law_tail(0.0, 10, 100, 1.0) == 10
+    assert power_law_tail(0.1008, 10, 100, 1.0) == 10  # 1 − u = 0.8992 > P(K ≥ 11)
+    assert power_law_tail(0.1010, 10, 100, 1.0) == 11  # 1 − u = 0.8990 < P(K ≥ 11)
+    assert power_law_tail(0.5549, 10, 100, 1.0) == 19  # 1 − u = 0.4451 > P(K ≥ 20)
+    assert power_law_tail(0.5551, 10, 100, 1.0) == 20
+    assert power_law_tail(0.9985, 10, 100, 1.0) == 99  # 1 − u = 0.0015 > P(K ≥ 100)
+    assert power_law_tail(0.99999, 10, 100, 1.0) == 100
 
 
 def test_ztp_event_is_the_kernel_bit_for_bit() -> None:

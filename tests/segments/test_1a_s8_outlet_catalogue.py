@@ -106,6 +106,19 @@ def test_rows_carry_home_and_candidate_rank(world: dict[str, pl.DataFrame]) -> N
     assert (foreign["candidate_rank"] >= 1).all()
 
 
+def test_outlets_priced_in_the_legal_countrys_settlement_currency(world: dict[str, pl.DataFrame]) -> None:
+    """Amendment 4: every outlet, home or foreign, carries its legal country's settlement currency."""
+    oc = world["outlet_catalogue"]
+    settle = dict(world["ref_currencies"].select("iso2", "settlement_currency").iter_rows())
+    want = [settle[c] for c in oc["legal_country_iso"].to_list()]
+    assert oc["currency"].to_list() == want
+    foreign = oc.filter(pl.col("legal_country_iso") != pl.col("home_country_iso"))
+    assert foreign.height > 0 and foreign["currency"].to_list() == [
+        settle[c] for c in foreign["legal_country_iso"].to_list()
+    ]
+    assert oc.filter(pl.col("legal_country_iso") == "US")["currency"].unique().to_list() in ([], ["USD"])
+
+
 def test_merchant_catalogue(world: dict[str, pl.DataFrame]) -> None:
     mc, oc, u = world["merchant_catalogue"], world["outlet_catalogue"], world["universe"]
     assert mc["merchant_id"].to_list() == u["merchant_id"].sort().to_list()

@@ -192,31 +192,34 @@ def test_one_changed_value_fails_its_familys_replay(
     assert checks[f"replay.{family}"]["detail"].startswith(f"{family}: 1 of ")
 
 
-def _nb_frame(attempts: np.ndarray, mu: float = 5.0, phi: float = 1.6) -> pl.DataFrame:
+def _nb_frame(attempts: np.ndarray, mu: float = 5.0, phi: float = 1.6, p_chain: float = 0.0) -> pl.DataFrame:
     n = attempts.size
     return pl.DataFrame(
         {
             "mu": np.full(n, mu),
             "phi": np.full(n, phi),
+            "p_chain": np.full(n, p_chain),
             "attempts": pl.Series(attempts, dtype=pl.UInt16),
         }
     )
 
 
-def test_nb_rejection_z() -> None:
+@pytest.mark.parametrize("p_chain", [0.0, 0.25])
+def test_nb_rejection_z(p_chain: float) -> None:
+    """An attempt is rejected when it takes the body (1 − p_chain) and the body gives K < 2 (scipy's NB2)."""
     mu, phi, n = 5.0, 1.6, 1000
-    q = stats.nbinom(phi, phi / (phi + mu)).cdf(1)  # P(K < 2)
+    q = (1.0 - p_chain) * stats.nbinom(phi, phi / (phi + mu)).cdf(1)
     per_row = q / (1.0 - q)
     rejections = round(n * per_row)
     attempts = np.ones(n, dtype=np.int64)
     attempts[:rejections] = 2
-    single = np.zeros(50, dtype=np.int64)  # single-site rows (attempts 0) are not NB draws
-    z, support = nb_rejection_z(_nb_frame(np.concatenate([attempts, single]), mu, phi))
+    single = np.zeros(50, dtype=np.int64)  # single-site rows (attempts 0) are not count draws
+    z, support = nb_rejection_z(_nb_frame(np.concatenate([attempts, single]), mu, phi, p_chain))
     assert support == n
     sd = math.sqrt(n * q / (1.0 - q) ** 2)
     assert z == pytest.approx((rejections - n * per_row) / sd, abs=1e-9)
     assert abs(z) < 0.1
-    z_bad, _ = nb_rejection_z(_nb_frame(np.full(n, 5), mu, phi))
+    z_bad, _ = nb_rejection_z(_nb_frame(np.full(n, 5), mu, phi, p_chain))
     assert z_bad == pytest.approx((4 * n - n * per_row) / sd, rel=1e-9)
     assert z_bad > 50
 

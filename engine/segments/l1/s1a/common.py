@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.segments.l1.s1a.policy import Sectors
+from engine.segments.l1.s1a.policy import SECTORS, Sectors, expand_codes
 
 
 def gdp_bucket(gdp_pc: np.ndarray | pl.Series, breaks: list[float]) -> np.ndarray:
@@ -14,16 +14,18 @@ def gdp_bucket(gdp_pc: np.ndarray | pl.Series, breaks: list[float]) -> np.ndarra
     return np.searchsorted(np.asarray(breaks, dtype=np.float64), values, side="right").astype(np.uint16)
 
 
+def sector_index(sector: pl.Series) -> np.ndarray:
+    """Position of each sector name in SECTORS, to index per-sector coefficient arrays."""
+    return sector.replace_strict({s: i for i, s in enumerate(SECTORS)}, return_dtype=pl.Int64).to_numpy()
+
+
 def mcc_sector_table(sectors: Sectors) -> dict[int, str]:
     """Every MCC a sector names (list or range); MCCs not in the table belong to `other`."""
-    table: dict[int, str] = {}
-    for name, sector in sectors.sectors.items():
-        for code in sector.mccs:
-            table[code] = name
-        for lo, hi in sector.ranges:
-            for code in range(lo, hi + 1):
-                table[code] = name
-    return table
+    return {
+        code: name
+        for name, sector in sectors.sectors.items()
+        for code in expand_codes(sector.mccs, sector.ranges)
+    }
 
 
 def sector_of(mcc: pl.Series, sectors: Sectors) -> pl.Series:

@@ -75,6 +75,15 @@ def all_sectors(table: Mapping[str, object], *path: str | int) -> None:
         raise FieldError(f"missing sector(s) {', '.join(missing)}: the table must name every sector", *path)
 
 
+def expand_codes(mccs: list[int], ranges: list[tuple[int, int]], *path: str | int) -> list[int]:
+    """The listed MCCs and every member of the (ordered) ranges."""
+    codes = list(mccs)
+    for i, (lo, hi) in enumerate(ranges):
+        ordered((lo, hi), *path, "ranges", i)
+        codes.extend(range(lo, hi + 1))
+    return codes
+
+
 class Sector(Strict):
     mccs: list[MccCode] = Field(min_length=1)
     ranges: list[pair(Mcc)]  # type: ignore[valid-type]
@@ -88,11 +97,7 @@ class Sectors(Strict):
         all_sectors(self.sectors, "sectors")
         owner: dict[int, str] = {}
         for name, sector in self.sectors.items():
-            codes = set(sector.mccs)
-            for i, (lo, hi) in enumerate(sector.ranges):
-                ordered((lo, hi), "sectors", name, "ranges", i)
-                codes.update(range(lo, hi + 1))
-            for code in sorted(codes):
+            for code in sorted(set(expand_codes(sector.mccs, sector.ranges, "sectors", name))):
                 if owner.setdefault(code, name) != name:
                     raise FieldError(f"MCC {code} belongs to both {owner[code]} and {name}", "sectors", name)
         return self
@@ -129,10 +134,20 @@ class NbParams(Strict):
         return self
 
 
+class ChainTail(Strict):
+    """The second component of the outlet count: with probability p_chain (by sector) an attempt draws from
+    a discrete power law on [tail_min, n_max] instead of the NB2 body (layer1 amendment 1)."""
+
+    p_chain: dict[SectorName, Prob]
+    tail_alpha: Annotated[float, Field(gt=0.0, le=5.0)]
+    tail_min: Annotated[int, Field(ge=2)]
+
+
 class HurdleNb(Strict):
     gdp_bucket_breaks_usd: list[Positive] = Field(min_length=4, max_length=4)
     hurdle: HurdleParams
     nb: NbParams
+    chain: ChainTail
 
     @model_validator(mode="after")
     def _sectors_complete(self) -> HurdleNb:
@@ -141,6 +156,11 @@ class HurdleNb(Strict):
         all_sectors(self.hurdle.sector, "hurdle", "sector")
         all_sectors(self.nb.sector, "nb", "sector")
         all_sectors(self.nb.phi_sector, "nb", "phi_sector")
+        all_sectors(self.chain.p_chain, "chain", "p_chain")
+        if self.chain.tail_min > self.nb.n_max:
+            raise FieldError(
+                f"chain.tail_min {self.chain.tail_min} exceeds nb.n_max {self.nb.n_max}", "chain", "tail_min"
+            )
         return self
 
 
@@ -275,6 +295,7 @@ METRICS = (
     "median_n_multi",
     "gini_outlets",
     "top10pct_outlet_share",
+    "top1pct_outlet_share",
     "multi_country_share",
     "foreign_outlet_share",
     "foreign_share_top_decile_minus_bottom_half",

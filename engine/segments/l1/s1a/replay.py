@@ -102,16 +102,35 @@ def poisson(lanes: Lanes, lam: float) -> int:
     return poisson_ptrs(lanes, lam)
 
 
-def nb_event(gen: PhiloxBlocks, merchant_id: int, mu: float, phi: float, max_attempts: int) -> dict[str, int]:
-    """1A.S2: attempt t draws G ~ Gamma(φ), K ~ Poisson((μ/φ)·G) on ⟨id, t, d, 0⟩; first K ≥ 2 wins, or 2."""
+def power_law_tail(u: float, lo: int, hi: int, alpha: float) -> int:
+    """The chain size whose tail probability P(K ≥ k) = (k^−α − (hi+1)^−α) / (lo^−α − (hi+1)^−α) first
+    falls to 1 − u or below, found by walking k upward from lo (not the kernel's closed-form inversion)."""
+    top = (hi + 1.0) ** -alpha
+    norm = lo**-alpha - top
+    k = lo
+    while k < hi and ((k + 1.0) ** -alpha - top) / norm > 1.0 - u:
+        k += 1
+    return k
+
+
+def nb_event(
+    gen: PhiloxBlocks, merchant_id: int, mu: float, phi: float, p_chain: float, policy: HurdleNb
+) -> dict[str, int]:
+    """1A.S2: attempt t on ⟨id, t, d, 0⟩ draws its component, then a chain size (one lane) or G ~ Gamma(φ),
+    K ~ Poisson((μ/φ)·G); the first K ≥ 2 wins, or 2 after max_attempts."""
     draws = blocks = 0
-    for t in range(max_attempts):
+    chain, n_max = policy.chain, policy.nb.n_max
+    for t in range(policy.nb.max_attempts):
         lanes = Lanes(gen, (merchant_id, t, 0, 0), COUNT_BLOCK_WORD)
-        k = poisson(lanes, mu / phi * gamma(lanes, phi))
+        tail = lanes.u() < p_chain
+        if tail:
+            k = power_law_tail(lanes.u(), chain.tail_min, n_max, chain.tail_alpha)
+        else:
+            k = poisson(lanes, mu / phi * gamma(lanes, phi))
         draws, blocks = draws + lanes.draws, blocks + lanes.blocks
         if k >= 2:
-            return {"k": k, "attempts": t + 1, "draws": draws, "blocks": blocks}
-    return {"k": 2, "attempts": max_attempts, "draws": draws, "blocks": blocks}
+            return {"k": k, "attempts": t + 1, "draws": draws, "blocks": blocks, "tail": tail}
+    return {"k": 2, "attempts": policy.nb.max_attempts, "draws": draws, "blocks": blocks, "tail": False}
 
 
 def ztp_event(gen: PhiloxBlocks, merchant_id: int, lam: float, max_attempts: int) -> dict[str, int]:
@@ -186,21 +205,25 @@ def hurdle(s1: pl.DataFrame, universe: pl.DataFrame, policy: HurdleNb) -> Replay
 
 
 def nb(s2: pl.DataFrame, policy: HurdleNb) -> Replay:
-    """1A.S2 for multi-site merchants; N = min(K, n_max), `clamped` when K > n_max. No per-row draws column,
-    so the family is replayed in full."""
+    """1A.S2 for multi-site merchants; N = min(K, n_max), `clamped` when K > n_max, `component` the one
+    accepted. No per-row draws column, so the family is replayed in full."""
     nbp = policy.nb
 
     def rederive(sample: pl.DataFrame, gen: PhiloxBlocks) -> pl.DataFrame:
         events = [
-            nb_event(gen, mid, mu, phi, nbp.max_attempts)
-            for mid, mu, phi in sample.select("merchant_id", "mu", "phi").iter_rows()
+            nb_event(gen, mid, mu, phi, p_chain, policy)
+            for mid, mu, phi, p_chain in sample.select("merchant_id", "mu", "phi", "p_chain").iter_rows()
         ]
         return _count_events(events, "k").with_columns(
-            pl.min_horizontal("k", nbp.n_max).alias("n_outlets"), (pl.col("k") > nbp.n_max).alias("clamped")
+            pl.min_horizontal("k", nbp.n_max).alias("n_outlets"),
+            (pl.col("k") > nbp.n_max).alias("clamped"),
+            pl.Series(
+                "component", ["CHAIN_TAIL" if e["tail"] else "NB_BODY" for e in events], dtype=pl.String
+            ),
         )
 
     rows = with_counter(s2.filter(pl.col("attempts") > 0), "merchant_id")
-    return Replay("1A.nb", rows, ("n_outlets", "clamped", "attempts", "blocks"), rederive)
+    return Replay("1A.nb", rows, ("n_outlets", "clamped", "component", "attempts", "blocks"), rederive)
 
 
 def xb_open(s3_open: pl.DataFrame) -> Replay:

@@ -8,7 +8,7 @@ import polars as pl
 from engine.core.errors import EngineError
 from engine.core.state import StateContext
 from engine.kernels.blocks import block_uniforms
-from engine.segments.l1.s1a.common import gdp_bucket
+from engine.segments.l1.s1a.common import gdp_bucket, sector_index
 from engine.segments.l1.s1a.policy import SECTORS, HurdleNb
 
 
@@ -37,11 +37,7 @@ def merchant_features(universe: pl.DataFrame, macro: pl.DataFrame, policy: Hurdl
 
 def hurdle_logit(features: pl.DataFrame, policy: HurdleNb) -> np.ndarray:
     h = policy.hurdle
-    sector_coef = np.array([h.sector[s] for s in SECTORS])[
-        features["sector"]
-        .replace_strict({s: i for i, s in enumerate(SECTORS)}, return_dtype=pl.Int64)
-        .to_numpy()
-    ]
+    sector_coef = np.array([h.sector[s] for s in SECTORS])[sector_index(features["sector"])]
     return (
         h.beta0
         + h.cnp * features["cnp"].to_numpy()

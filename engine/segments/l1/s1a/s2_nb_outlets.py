@@ -1,4 +1,9 @@
-"""1A.S2 — total outlets N ≥ 2 for multi-site merchants by NB2 (Gamma–Poisson); N = 1 for single-site."""
+"""1A.S2 — total outlets N ≥ 2 for multi-site merchants; N = 1 for single-site.
+
+Each attempt draws from a two-component count (layer1 amendment 1): with the sector's `p_chain` a discrete
+power-law chain size on [tail_min, n_max], else the NB2 body (Gamma–Poisson); the first K ≥ 2 is accepted.
+The NB2 body alone cannot make the chain tail real acquiring portfolios have (chains of 10^2–10^4 outlets).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import polars as pl
 
 from engine.core.errors import EngineError
 from engine.core.state import StateContext
-from engine.kernels.count_models import nb_outlets, run_count_kernel
+from engine.kernels.count_models import outlet_counts, run_count_kernel
+from engine.segments.l1.s1a.common import sector_index
 from engine.segments.l1.s1a.policy import SECTORS, HurdleNb
 from engine.segments.l1.s1a.s1_hurdle import merchant_features
 
@@ -15,10 +21,7 @@ from engine.segments.l1.s1a.s1_hurdle import merchant_features
 def nb_params(features: pl.DataFrame, policy: HurdleNb) -> tuple[np.ndarray, np.ndarray]:
     """(μ, φ) per merchant, clamped."""
     nb = policy.nb
-    sector_idx = features["sector"].replace_strict(
-        {s: i for i, s in enumerate(SECTORS)}, return_dtype=pl.Int64
-    )
-    idx = sector_idx.to_numpy()
+    idx = sector_index(features["sector"])
     log_mu = (
         nb.log_mu0
         + nb.cnp * features["cnp"].to_numpy()
@@ -31,10 +34,34 @@ def nb_params(features: pl.DataFrame, policy: HurdleNb) -> tuple[np.ndarray, np.
     return mu, phi
 
 
+def chain_probability(features: pl.DataFrame, policy: HurdleNb) -> np.ndarray:
+    """p_chain of each merchant's sector."""
+    return np.array([policy.chain.p_chain[s] for s in SECTORS])[sector_index(features["sector"])]
+
+
 def draw_outlets(
-    key: tuple[int, int], ids: np.ndarray, mu: np.ndarray, phi: np.ndarray, max_attempts: int
+    key: tuple[int, int],
+    ids: np.ndarray,
+    mu: np.ndarray,
+    phi: np.ndarray,
+    p_chain: np.ndarray,
+    policy: HurdleNb,
 ) -> dict[str, np.ndarray]:
-    return run_count_kernel(nb_outlets, key, ids, mu, phi, max_attempts)
+    """K ≥ 2 per merchant with attempts, blocks, draws, `exhausted` and `tail` (the component accepted)."""
+    c = policy.chain
+    return run_count_kernel(
+        outlet_counts,
+        key,
+        ids,
+        mu,
+        phi,
+        np.ascontiguousarray(p_chain, dtype=np.float64),
+        c.tail_min,
+        policy.nb.n_max,
+        c.tail_alpha,
+        policy.nb.max_attempts,
+        flags=("tail",),
+    )
 
 
 def run(ctx: StateContext) -> None:
@@ -53,20 +80,24 @@ def run(ctx: StateContext) -> None:
         raise EngineError(
             "E_1A_NONFINITE_PARAM", "non-finite NB parameters", where="hurdle_nb.yaml", state=ctx.state
         )
+    p_chain = chain_probability(features, policy)
     multi = features["is_multi"].to_numpy()
     ids = features["merchant_id"].to_numpy()
     n = np.ones(ids.size, dtype=np.int64)
     attempts = np.zeros(ids.size, dtype=np.int64)
     blocks = np.zeros(ids.size, dtype=np.int64)
     clamped = np.zeros(ids.size, dtype=bool)
+    component = np.full(ids.size, "SINGLE", dtype=object)
     if multi.any():
-        res = draw_outlets(ctx.family_key("nb"), ids[multi], mu[multi], phi[multi], policy.nb.max_attempts)
+        res = draw_outlets(ctx.family_key("nb"), ids[multi], mu[multi], phi[multi], p_chain[multi], policy)
+        component[multi] = np.where(res["tail"], "CHAIN_TAIL", "NB_BODY")
         k = res["k"]
         clamped[multi] = k > policy.nb.n_max
         n[multi] = np.minimum(k, policy.nb.n_max)
         attempts[multi], blocks[multi] = res["attempts"], res["blocks"]
         ctx.count("nb_exhausted", int(res["exhausted"].sum()))
         ctx.count("nb_clamped", int(clamped.sum()))
+        ctx.facts["chain_tail_merchants"] = int(res["tail"].sum())
         ctx.record_draws(
             "nb", (ids[multi],), draws=res["draws"], blocks=res["blocks"], streams=res["attempts"], value=k
         )
@@ -75,6 +106,8 @@ def run(ctx: StateContext) -> None:
             "merchant_id": pl.Series(ids, dtype=pl.UInt64),
             "mu": mu,
             "phi": phi,
+            "p_chain": p_chain,
+            "component": pl.Series(component, dtype=pl.String),
             "n_outlets": pl.Series(n, dtype=pl.UInt32),
             "attempts": pl.Series(attempts, dtype=pl.UInt16),
             "blocks": pl.Series(blocks, dtype=pl.UInt32),

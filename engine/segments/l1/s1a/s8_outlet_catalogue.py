@@ -1,4 +1,8 @@
-"""1A.S8 — egress: one row per site (single-site merchants included) and one row per merchant."""
+"""1A.S8 — egress: one row per site (single-site merchants included) and one row per merchant.
+
+A site is priced in the settlement currency of its legal country (`ref_currencies.settlement_currency`); the
+merchant row keeps its home currency, the one 1A.S5–S7 weighed countries by.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,20 @@ def run(ctx: StateContext) -> None:
         .join(hurdle, on="merchant_id")
         .join(n_total, on="merchant_id")
     )
-    rows = outlet_rows(counts, foreign_ranks, merchants)
+    settlement = ctx.sealed_table("ref_currencies").select(
+        pl.col("iso2").alias("country_iso"), pl.col("settlement_currency").alias("currency")
+    )
+    rows = outlet_rows(counts, foreign_ranks, merchants).join(
+        settlement, on="country_iso", how="left", maintain_order="left"
+    )
+    if rows["currency"].null_count():
+        unpriced = sorted(set(rows.filter(pl.col("currency").is_null())["country_iso"].to_list()))
+        raise EngineError(
+            "E_1A_CURRENCY_MISSING",
+            f"legal countries without a settlement currency: {', '.join(unpriced)}",
+            where="ref_currencies",
+            state=ctx.state,
+        )
     site_ids, probes = assign_ids(
         "site",
         (
@@ -51,6 +68,7 @@ def run(ctx: StateContext) -> None:
         "is_multi",
         pl.col("n_outlets_total").cast(pl.UInt32),
         pl.col("n_sites").cast(pl.UInt32).alias("n_outlets_country"),
+        "currency",
     ).sort("site_id")
     missing = universe.join(outlets, on="merchant_id", how="anti")
     if missing.height:

@@ -32,11 +32,12 @@ PRODUCERS = ["1A.S1", "1A.S2", "1A.S3", "1A.S4", "1A.S5", "1A.S6", "1A.S7", "1A.
 
 
 def nb_rejection_z(s2: pl.DataFrame) -> tuple[float, int]:
-    """Observed NB rejections (attempts − 1) vs their geometric expectation from (μ, φ)."""
+    """Observed rejections (attempts − 1) vs their geometric expectation: an attempt is rejected only when it
+    takes the NB2 body (probability 1 − p_chain) and that gives K ≤ 1 (from μ, φ)."""
     m = s2.filter(pl.col("attempts") > 0)
-    mu, phi = m["mu"].to_numpy(), m["phi"].to_numpy()
+    mu, phi, p_chain = m["mu"].to_numpy(), m["phi"].to_numpy(), m["p_chain"].to_numpy()
     p = phi / (phi + mu)
-    q = p**phi * (1.0 + phi * (1.0 - p))  # P(K = 0) + P(K = 1)
+    q = (1.0 - p_chain) * p**phi * (1.0 + phi * (1.0 - p))  # (1 − p_chain)·(P(K = 0) + P(K = 1))
     observed = float((m["attempts"].to_numpy().astype(np.float64) - 1.0).sum())
     expected = float((q / (1.0 - q)).sum())
     var = float((q / (1.0 - q) ** 2).sum())
@@ -178,7 +179,9 @@ def realism(
     n_all = mc.height
     n = mc["n_outlets_total"].to_numpy().astype(np.float64)
     multi = mc.filter(pl.col("is_multi"))
-    top10 = np.sort(n)[::-1][: max(1, math.ceil(0.1 * n_all))]
+    by_size = np.sort(n)[::-1]
+    top10 = by_size[: max(1, math.ceil(0.1 * n_all))]
+    top1 = by_size[: max(1, math.ceil(0.01 * n_all))]
     foreign_rows = (oc["legal_country_iso"] != oc["home_country_iso"]).sum()
     per_m = oc.group_by("merchant_id").agg(
         (pl.col("legal_country_iso") != pl.col("home_country_iso")).mean().alias("f"), pl.len().alias("n")
@@ -224,6 +227,7 @@ def realism(
         "median_n_multi": (float(multi["n_outlets_total"].median() or float("nan")), multi.height),
         "gini_outlets": (gini(n), n_all),
         "top10pct_outlet_share": (float(top10.sum() / n.sum()), n_all),
+        "top1pct_outlet_share": (float(top1.sum() / n.sum()), n_all),
         "multi_country_share": (float((mc["n_countries"] >= 2).mean()), n_all),
         # its noise comes from the few merchants that carry foreign outlets, so they are its support
         "foreign_outlet_share": (float(foreign_rows / oc.height), int((mc["n_countries"] >= 2).sum())),
