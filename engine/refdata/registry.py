@@ -30,7 +30,7 @@ CITATIONS: dict[str, str] = {
     ),
     SETTLEMENT_CURRENCY: (
         "Countries whose card payments settle in US dollars, one cited public source (central bank, law or "
-        "IMF report) per row, see settlement_currency.md"
+        "IMF report) per row; compiled by this project, CC BY 4.0, see settlement_currency.md"
     ),
 }
 

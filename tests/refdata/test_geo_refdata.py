@@ -19,6 +19,8 @@ import pytest
 import rasterio
 import rasterio.features
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
 from engine.core.canonical import sha256_file
@@ -35,6 +37,8 @@ from engine.refdata import (
     tzdb,
 )
 from engine.refdata.provenance import PROVENANCE
+from engine.segments.l1.s1b import geo as s1b_geo
+from engine.segments.l1.s1b.s1_tile_index import country_tiles
 
 REPO = Path(__file__).resolve().parents[2]
 BUILT = ("ref_country_polygons", "ref_cities", "ref_population_raster_0p25", "ref_tz_polygons", "ref_tzdb")
@@ -257,6 +261,24 @@ def test_cities(built: dict[str, Path]) -> None:
     ]
 
 
+def test_city_admin1_codes_are_geonames_verbatim(built: dict[str, Path]) -> None:
+    df = table(built, "ref_cities").select("city_id", "iso2", "admin1_code")
+    known = {  # GeoNames id: (iso2, admin1 code) — a US state, a UK nation, numeric codes, "00", none given
+        5368361: ("US", "CA"),  # Los Angeles
+        2643743: ("GB", "ENG"),  # London
+        1850147: ("JP", "40"),  # Tokyo
+        3040051: ("AD", "08"),  # les Escaldes
+        1880159: ("SG", "00"),  # Ulu Bedok: in no first-order division
+        6691831: ("VA", ""),  # Vatican City
+    }
+    got = df.filter(pl.col("city_id").is_in(list(known)))
+    assert {r[0]: (r[1], r[2]) for r in got.iter_rows()} == known
+    assert df["admin1_code"].null_count() == 0 and df["admin1_code"].str.contains("^[0-9A-Z]*$").all()
+    counts = (int((df["admin1_code"] == "00").sum()), int((df["admin1_code"] == "").sum()))
+    prov = provenance(built, "ref_cities")
+    assert counts == (58, 25) and (prov["admin1_code_00"], prov["admin1_code_empty"]) == counts
+
+
 # ---- ref_population_raster -------------------------------------------------------------------------------
 
 
@@ -319,12 +341,8 @@ def test_gaussian_weights() -> None:
         w = population_raster.gaussian_weights(sigma)
         assert w.sum() == pytest.approx(1.0) and len(w) % 2 == 1
         assert np.allclose(w, w[::-1]) and w.argmax() == len(w) // 2
-    assert population_raster.city_sigma_km(np.array([15_000, 50_000, 999_999, 30_000_000])).tolist() == [
-        2.0,
-        4.0,
-        8.0,
-        16.0,
-    ]
+    contributions = np.array([15_000, 249_999, 250_000, 999_999, 1_000_000, 4_000_000, 30_000_000])
+    assert population_raster.city_sigma_km(contributions).tolist() == [1.0, 1.0, 2.0, 2.0, 4.0, 8.0, 8.0]
 
 
 def test_gaussian_filter_conserves_mass_and_wraps() -> None:
@@ -334,6 +352,178 @@ def test_gaussian_filter_conserves_mass_and_wraps() -> None:
     out = population_raster.gaussian_filter(grid, a, 200.0)
     assert out.sum() == pytest.approx(1000.0)
     assert out[90, -1] == pytest.approx(out[90, 1])  # spreads symmetrically across ±180
+
+
+def _dedupe(*cities: tuple[str, int, float, float, int]) -> list[float]:
+    """Contributions of (iso2, city_id, lat, lon, population) rows."""
+    iso2, ids, lat, lon, pop = (np.array(col) for col in zip(*cities, strict=True))
+    return population_raster.city_contributions(iso2, ids, lat, lon, pop).tolist()
+
+
+def test_suburb_dedupe_known_answers() -> None:
+    """Footprint radii at 2,000 persons/km²: 1.6 M → 15.96 km, 400 k → 7.98 km, 20 k → 1.78 km."""
+    km = population_raster.KM_PER_DEG
+    metro = ("AU", 1, 0.0, 0.0, 1_600_000)
+    inside = ("AU", 2, 10.0 / km, 0.0, 20_000)  # 10 km north: its 1.78 km disc lies wholly in the metro's
+    outside = ("AU", 3, -30.0 / km, 0.0, 20_000)  # 30 km south: discs 1.78 + 15.96 km apart never meet
+    abroad = ("NZ", 4, 0.0, 5.0 / km, 20_000)  # inside the disc, but another country's people
+    assert _dedupe(metro, inside, outside, abroad) == [1_600_000.0, 0.0, 20_000.0, 20_000.0]
+    # nesting: a place wholly inside a district's disc adds nothing even where the metro's disc does not
+    # reach, because the district's figure counts it; the district adds the part of its disc (r 7.98 km,
+    # centre 20 km out) beyond the metro's 15.96 km
+    district = ("HK", 5, 20.0 / km, 0.0, 400_000)
+    estate = ("HK", 6, 25.0 / km, 0.0, 20_000)  # spans 23.2–26.8 km: inside the district's 12.0–28.0 km only
+    got = _dedupe(("HK", 1, 0.0, 0.0, 1_600_000), district, estate)
+    assert got[0] == 1_600_000.0 and got[2] == 0.0
+    assert got[1] == pytest.approx(400_000 * (1.0 - _lens_share(20.0, 7.98, 15.96)), abs=0.04 * 400_000)
+    # equal populations: the lower city_id is the larger one
+    assert _dedupe(("JP", 8, 0.0, 0.0, 20_000), ("JP", 7, 0.0, 0.0, 20_000)) == [0.0, 20_000.0]
+
+
+def _lens_share(d: float, r_small: float, r_big: float) -> float:
+    """Share of the small disc inside the big one, centres d apart (circle–circle intersection area)."""
+    if d >= r_small + r_big:
+        return 0.0
+    if d <= r_big - r_small:
+        return 1.0
+    a = r_small**2 * np.arccos((d * d + r_small**2 - r_big**2) / (2 * d * r_small))
+    b = r_big**2 * np.arccos((d * d + r_big**2 - r_small**2) / (2 * d * r_big))
+    c = 0.5 * np.sqrt(
+        (-d + r_small + r_big) * (d + r_small - r_big) * (d - r_small + r_big) * (d + r_small + r_big)
+    )
+    return float((a + b - c) / (np.pi * r_small**2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(d_km=st.floats(0.0, 25.0), big=st.integers(200_000, 3_000_000), small=st.integers(15_000, 150_000))
+def test_partly_covered_city_adds_its_uncovered_share(d_km: float, big: int, small: int) -> None:
+    km = population_raster.KM_PER_DEG
+    got = _dedupe(("FR", 1, 0.0, 0.0, big), ("FR", 2, d_km / km, 0.0, small))
+    radius = population_raster.footprint_km(np.array([big, small], dtype=float))
+    covered = _lens_share(d_km, radius[1], radius[0])
+    assert got[0] == big
+    assert got[1] == pytest.approx(small * (1.0 - covered), abs=0.04 * small)  # 128 points: ±4 % of the disc
+
+
+def test_dedupe_brings_city_totals_down_to_the_population() -> None:
+    """GeoNames' metro figures beside their own districts: HK's places sum to 3.3× its people, SG's to 2×,
+    AU's to 1.2×; what they contribute stays within 10 % of P."""
+    df, _ = cities.city_table()
+    contrib = population_raster.city_contributions(
+        df["iso2"].to_numpy(),
+        df["city_id"].to_numpy(),
+        df["lat"].to_numpy(),
+        df["lon"].to_numpy(),
+        df["population"].to_numpy().astype(float),
+    )
+    pops = population_raster.country_populations()
+    by = (
+        df.with_columns(pl.Series("c", contrib))
+        .group_by("iso2")
+        .agg(pl.col("population").sum(), pl.col("c").sum())
+    )
+    ratio = {
+        r["iso2"]: (r["population"] / pops[r["iso2"]], r["c"] / pops[r["iso2"]])
+        for r in by.iter_rows(named=True)
+    }
+    for iso2, raw_at_least in (("HK", 3.0), ("SG", 2.0), ("AU", 1.15)):
+        raw, deduped = ratio[iso2]
+        assert raw >= raw_at_least and deduped <= 1.10, (iso2, raw, deduped)
+    assert (contrib >= 0).all() and (contrib <= df["population"].to_numpy()).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.floats(0.0, 1e4), st.floats(1.0, 1e3)),  # group, kernel, cell km²
+        min_size=1,
+        max_size=40,
+    ),
+    st.lists(st.floats(0.0, 1e7), min_size=4, max_size=4),
+)
+def test_spread_conserves_totals_and_floors_only_populated_cells(
+    cells: list[tuple[int, float, float]], totals: list[float]
+) -> None:
+    group = np.array([c[0] for c in cells], dtype=np.int32)
+    k, area = np.array([c[1] for c in cells]), np.array([c[2] for c in cells])
+    t = np.array(totals)
+    out = population_raster.spread(group, t, k, area)
+    floor_share = population_raster.FLOOR_SHARE
+    k_sum = np.bincount(group, weights=k, minlength=4)  # the same sum as the code's, bit for bit
+    assert (out >= 0).all()
+    for g in np.unique(group):
+        mine = group == g
+        assert out[mine].sum() == pytest.approx(t[g], rel=1e-9, abs=1e-6)
+        if k_sum[g] == 0:  # no settlement: evenly
+            assert out[mine] == pytest.approx(np.full(mine.sum(), t[g] / mine.sum()))
+            continue
+        kernel = k[mine] * ((1.0 - floor_share) * t[g] / k_sum[g])
+        populated = kernel >= population_raster.POPULATED_DENSITY * area[mine]
+        if populated.any():  # the floor goes to populated cells only, evenly
+            expected = kernel + np.where(populated, floor_share * t[g] / populated.sum(), 0.0)
+        else:  # nowhere populated: the whole total follows the kernel
+            expected = k[mine] * (t[g] / k_sum[g])
+        assert out[mine] == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        assert (out[mine][k[mine] == 0] == 0).all()  # empty land stays empty: no floor there
+
+
+@pytest.fixture(scope="module")
+def tiles_0p25(polygons: pl.DataFrame) -> dict[str, tuple[list[int], str]]:
+    """Every country's cells as 1B.S1 selects them on the 0.25° grid."""
+    shapes = s1b_geo.CountryShapes(polygons)
+    grid = population_raster.Grid.of(0.25)
+    g = s1b_geo.Grid(0.25, grid.ncols, grid.nrows, 90.0)
+    return {c: country_tiles(c, shapes, g, grid.transform) for c in sorted(shapes.parts)}
+
+
+def test_every_eligible_country_sums_to_its_population(
+    raster: tuple[np.ndarray, dict], tiles_0p25: dict[str, tuple[list[int], str]]
+) -> None:
+    """Exhaustive over the 180 eligible countries, on the cells 1B reads: within 0.5 % of the macro
+    population, except a small-country-ladder country whose cells it shares with a neighbour (those cells
+    also hold the neighbour's people, so it reads more than its P: Andorra in French and Spanish cells)."""
+    from engine.refdata import countries, macro
+
+    array, _ = raster
+    flat = np.where(array == population_raster.NODATA, 0.0, array).astype(np.float64).ravel()
+    eligible = countries.country_table()[0].filter(pl.col("eligible"))["iso2"].to_list()
+    population = dict(macro.macro_table()[0].select("iso2", "population").iter_rows())
+    users: dict[int, int] = {}
+    for ids, _ in tiles_0p25.values():
+        for t in ids:
+            users[t] = users.get(t, 0) + 1
+    off = {}
+    for iso2 in eligible:
+        ids, inclusion = tiles_0p25[iso2]
+        total = flat[ids].sum()
+        if abs(total / population[iso2] - 1.0) > 0.005:
+            off[iso2] = (total / population[iso2], inclusion, any(users[t] > 1 for t in ids))
+    assert len(eligible) == 180
+    assert all(inc != "CENTER" and shared and ratio > 1.0 for ratio, inc, shared in off.values()), off
+    assert set(off) == {"AD", "KN"}  # 0.25°: Andorra in FR/ES cells, St Kitts beside Sint Eustatius (BQ)
+
+
+def test_empty_land_has_no_people(built: dict[str, Path], raster: tuple[np.ndarray, dict]) -> None:
+    """No floor on empty land: true zeros beyond every kernel's reach, and few people in sparse cells."""
+    array, _ = raster
+    stats = provenance(built, "ref_population_raster_0p25")["raster"]
+    land = array != population_raster.NODATA
+    assert stats["empty_land_cells"] == int((land & (array == 0)).sum()) > 0.4 * stats["land_cells"]
+    assert stats["population_sparse_cells"] / stats["population_total"] < 0.005
+    grid = population_raster.Grid.of(0.25)
+    # Greenland's ice, Severnaya Zemlya, Novaya Zemlya, Ellesmere, Victoria Island, the Australian outback
+    for lon, lat in (
+        (-40.0, 75.0),
+        (97.0, 79.3),
+        (55.0, 74.0),
+        (-85.0, 78.0),
+        (-110.0, 72.0),
+        (128.0, -26.0),
+    ):
+        row, col = grid.cell(np.array([lon]), np.array([lat]))
+        assert array[row[0], col[0]] == 0.0, (lon, lat)
+    row, col = grid.cell(np.array([15.63]), np.array([78.22]))  # but Longyearbyen, Svalbard, has people
+    assert array[row[0], col[0]] > 1000.0
 
 
 @pytest.mark.bench

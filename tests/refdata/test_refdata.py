@@ -270,9 +270,10 @@ def test_recipe_id_follows_package_versions_and_params(monkeypatch: pytest.Monke
 
 def test_recipe_id_follows_shipped_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     before = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    for rel in registry.CITATIONS:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(registry.shipped_path(rel), tmp_path / rel)
     copy = tmp_path / registry.WDI_GDP_PER_CAPITA
-    copy.parent.mkdir(parents=True)
-    shutil.copyfile(registry.shipped_path(registry.WDI_GDP_PER_CAPITA), copy)
     monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
     assert {name: registry.recipe_id(name) for name in registry.ARTEFACTS} == before
 
@@ -282,6 +283,39 @@ def test_recipe_id_follows_shipped_file(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert changed == {"ref_countries", "ref_country_macro"}
     us = macro.macro_table()[0].filter(pl.col("iso2") == "US")
     assert us["gdp_pc_usd"].to_list() == [82900.0]
+
+
+def test_settlement_override_file_changes_only_ref_currencies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    before = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    for rel in registry.CITATIONS:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(registry.shipped_path(rel), tmp_path / rel)
+    monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
+    copy = tmp_path / registry.SETTLEMENT_CURRENCY
+    copy.write_text(copy.read_text(encoding="utf-8") + 'LB,USD,"a cited source"\n', encoding="utf-8")
+    after = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    assert {name for name in before if after[name] != before[name]} == {"ref_currencies"}
+    lb = currencies.currency_table()[0].filter(pl.col("iso2") == "LB").row(0, named=True)
+    assert (lb["currency"], lb["settlement_currency"]) == ("LBP", "USD")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("iso2,settlement_currency,source\nXX,USD,s\n", "not an ISO 3166-1"),
+        ("iso2,settlement_currency,source\nPA,USD,s\nPA,USD,s\n", "duplicate"),
+        ("iso2,settlement_currency,source\nPA,XYZ,s\n", "not an active ISO 4217"),
+        ("iso2,settlement_currency,source\nPA,USD, \n", "must cite its source"),
+        ("iso2,currency,source\nPA,USD,s\n", "header"),
+    ],
+)
+def test_malformed_settlement_overrides_fail_loudly(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "o.csv"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        currencies.read_settlement_overrides(path, currencies.iso4217_minor_units())
 
 
 @pytest.mark.parametrize(

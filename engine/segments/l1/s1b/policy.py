@@ -23,6 +23,9 @@ class TileWeights(Strict):
     basis: Literal["population"]
     exponent: Exponent
     background_share: Annotated[float, Field(ge=0.0, lt=1.0)]
+    # persons/km²: the background share goes only to tiles at least this dense (0: every tile, as before
+    # layer1 amendment 5)
+    populated_density_min: Annotated[float, Field(ge=0.0, le=10_000.0)]
     zero_mass: Literal["uniform"]
 
 
@@ -44,6 +47,7 @@ METRICS = (
     "p90_city_km_excess",
     "populated_tile_share",
     "uniform_basis_countries",
+    "sparse_cell_site_ratio_lcb",
 )
 
 POLICIES = {

@@ -13,6 +13,8 @@ COLUMNS = [
     "lat_deg",
     "lon_deg",
     "placement",
+    "city_name",
+    "admin1_code",
 ]
 
 

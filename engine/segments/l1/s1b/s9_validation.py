@@ -23,7 +23,7 @@ from engine.core.validation import (
 from engine.segments.l1.s1a.policy import Validation
 from engine.segments.l1.s1b import replay
 from engine.segments.l1.s1b.geo import CountryShapes
-from engine.segments.l1.s1b.policy import Placement
+from engine.segments.l1.s1b.policy import Placement, TileWeights
 
 SEEDED = ["s3_requirements", "s5_site_tile", "s6_site_jitter", "s7_site_synthesis", "site_locations"]
 SEED_FREE = ["tile_index", "tile_weights", "tile_sampler"]
@@ -67,6 +67,48 @@ def distinct_ratio(sites: pl.DataFrame, weights: pl.DataFrame) -> tuple[float, f
     return float(sites["tile_id"].n_unique()), expected
 
 
+SPARSE_ALPHA = 1e-6  # 1B.R11 judges a Poisson lower confidence bound: a chance failure is below this
+
+
+def sparse_cell_site_ratio(
+    sites: pl.DataFrame, weights: pl.DataFrame, index: pl.DataFrame, density_min: float
+) -> tuple[float, float, int]:
+    """1B.R11: (ratio, lower bound, sites) — the share of sites in tiles under `density_min` persons/km² over
+    the share of people living in such tiles, each country's population share weighted by its sites (1A, not
+    population, picks the countries).
+
+    The observed count is Poisson around ratio × expected, so the check judges the exact one-sided lower
+    confidence bound of the ratio, λ_L / expected with P(X ≥ observed | λ_L) = SPARSE_ALPHA: it fails only
+    when sites are shown to pile into sparse tiles, however few sites the world has. Countries with no
+    people in any tile are left out (1B.R10 reports them). Where no one lives in such tiles, ratio and
+    bound are 0 if no site is in one either, else inf.
+    """
+    keys = ["country_iso", "tile_id"]
+    tiles = (
+        index.select(*keys, "area_km2")
+        .join(weights.select(*keys, "pop"), on=keys, how="left")
+        .with_columns(pl.col("pop").fill_null(0.0))
+        .with_columns((pl.col("pop") < density_min * pl.col("area_km2")).alias("sparse"))
+    )
+    shares = (
+        tiles.group_by("country_iso")
+        .agg(pl.col("pop").sum().alias("total"), pl.col("pop").filter(pl.col("sparse")).sum().alias("thin"))
+        .filter(pl.col("total") > 0)
+        .select("country_iso", (pl.col("thin") / pl.col("total")).alias("share"))
+    )
+    placed = (
+        sites.select(pl.col("legal_country_iso").alias("country_iso"), "tile_id")
+        .join(shares, on="country_iso")
+        .join(tiles.select(*keys, "sparse"), on=keys)
+    )
+    observed, expected = int(placed["sparse"].sum()), float(placed["share"].sum())
+    if expected <= 0:
+        value = 0.0 if observed == 0 else float("inf")
+        return value, value, placed.height
+    bound = 0.5 * float(stats.chi2.ppf(SPARSE_ALPHA, 2 * observed)) if observed else 0.0
+    return observed / expected, bound / expected, placed.height
+
+
 def realism(
     ctx: StateContext, t: dict[str, pl.DataFrame], shapes: CountryShapes, book: CheckBook, val: Validation
 ) -> None:
@@ -90,6 +132,11 @@ def realism(
             u, e = distinct_ratio(grp, w)
             used, expected, used_support = used + u, expected + e, used_support + grp.height
     tiles = ctx.policy("1B/tiles.yaml")
+    tile_weights: TileWeights = ctx.policy("1B/tile_weights.yaml")
+    sparse_ratio, sparse_lcb, sparse_sites = sparse_cell_site_ratio(
+        syn, weights, index, tile_weights.populated_density_min
+    )
+    ctx.facts["sparse_cell_site_ratio"] = sparse_ratio
     res = float(index["lon_max"][0] - index["lon_min"][0]) if index.height else 0.0
     edge_km = res * KM_PER_DEG
     dist = syn["dist_city_km"].to_numpy()
@@ -112,6 +159,7 @@ def realism(
         "p90_city_km_excess": (float(np.quantile(dist, 0.9)) - max(80.0, 3.0 * edge_km) if n else 0.0, n),
         "populated_tile_share": (float((pop["pop"] > 0).mean()) if n else 1.0, n),
         "uniform_basis_countries": (float(uniform["country_iso"].n_unique()), len(legal)),
+        "sparse_cell_site_ratio_lcb": (sparse_lcb, sparse_sites),
     }
     ctx.facts["raster"] = tiles.raster
     apply_checks(book, val, metrics)
