@@ -110,10 +110,20 @@ def spec_file(seg):
     return str(ROOT / "plan" / seg / f"spec-sha256={sha256_hex(_SPECS[seg])}.json")
 
 
-def publish_local(path, data, log):
-    """Publish for a local rule (it runs inside Snakemake): its ERROR line goes to its log for onerror."""
+def publish_local(path, table, key, log):
+    """Publish table[key] for a local rule (it runs inside Snakemake): its ERROR line goes to its log for
+    onerror. A key missing from the table means the plan was recomputed from files edited mid-run."""
     try:
-        publish_bytes(Path(path), data, state="plan")
+        if key not in table:
+            raise EngineError(
+                "E_PLAN_CHANGED",
+                "this output is no longer in the plan: a policy, config or engine file changed while the "
+                "workflow ran",
+                where=path,
+                fix="rerun the same command once the edits are done",
+                state="plan",
+            )
+        publish_bytes(Path(path), table[key], state="plan")
     except EngineError as err:
         Path(log).write_text(err.line() + "\n")
         raise
@@ -131,7 +141,7 @@ rule policy_file:
     log:
         str(ROOT / "logs/policies/{pseg}/{pname}/sha256={digest}.log"),
     run:
-        publish_local(output[0], POLICY_BYTES[(wildcards.pseg, wildcards.pname, wildcards.digest)], log[0])
+        publish_local(output[0], POLICY_BYTES, (wildcards.pseg, wildcards.pname, wildcards.digest), log[0])
 
 
 rule spec_file:
@@ -141,7 +151,7 @@ rule spec_file:
     log:
         str(ROOT / "logs/plan/{sseg}/spec-sha256={digest}.log"),
     run:
-        publish_local(output[0], SPEC_BYTES[(wildcards.sseg, wildcards.digest)], log[0])
+        publish_local(output[0], SPEC_BYTES, (wildcards.sseg, wildcards.digest), log[0])
 
 
 ERROR_LINE = re.compile(r"^ERROR E_[A-Z0-9_]+ ")
