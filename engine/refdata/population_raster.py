@@ -292,6 +292,16 @@ def row_areas_km2(grid: Grid) -> np.ndarray:
     return out
 
 
+def _on_kernel(k: np.ndarray, group: np.ndarray, k_sum: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """Each group's `mass` in proportion to its cells' kernel values: k·(mass/Σk), or (k/Σk)·mass for a group
+    whose Σk is so small (subnormal) that mass/Σk overflows."""
+    scale = mass / k_sum
+    finite = np.isfinite(scale)
+    if finite.all():
+        return k * scale[group]
+    return np.where(finite[group], k * np.where(finite, scale, 0.0)[group], k / k_sum[group] * mass[group])
+
+
 def spread(group: np.ndarray, totals: np.ndarray, k: np.ndarray, area: np.ndarray) -> np.ndarray:
     """Persons per cell: each group's total over its cells (group = index into totals).
 
@@ -303,11 +313,11 @@ def spread(group: np.ndarray, totals: np.ndarray, k: np.ndarray, area: np.ndarra
     k_sum = np.bincount(group, weights=k, minlength=n)
     has_k = k_sum > 0
     safe_k = np.where(has_k, k_sum, 1.0)
-    out = k * ((1.0 - FLOOR_SHARE) * totals / safe_k)[group]
+    out = _on_kernel(k, group, safe_k, (1.0 - FLOOR_SHARE) * totals)
     populated = out >= POPULATED_DENSITY * area
     n_pop = np.bincount(group, weights=populated, minlength=n)
     bare = (has_k & (n_pop == 0))[group]  # kernel mass but no populated cell: all of the total on the kernel
-    out[bare] = k[bare] * (totals / safe_k)[group[bare]]
+    out[bare] = _on_kernel(k, group, safe_k, totals)[bare]
     floor = FLOOR_SHARE * totals / np.where(n_pop > 0, n_pop, 1.0)
     out[populated] += floor[group[populated]]
     even = ~has_k[group]

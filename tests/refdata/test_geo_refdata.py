@@ -19,7 +19,7 @@ import pytest
 import rasterio
 import rasterio.features
 import shapely
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
@@ -441,6 +441,7 @@ def test_dedupe_brings_city_totals_down_to_the_population() -> None:
     ),
     st.lists(st.floats(0.0, 1e7), min_size=4, max_size=4),
 )
+@example(cells=[(2, 2.2250738585e-313, 1.0)], totals=[0.0, 0.0, 1.0, 0.0])  # a subnormal kernel sum
 def test_spread_conserves_totals_and_floors_only_populated_cells(
     cells: list[tuple[int, float, float]], totals: list[float]
 ) -> None:
@@ -457,12 +458,13 @@ def test_spread_conserves_totals_and_floors_only_populated_cells(
         if k_sum[g] == 0:  # no settlement: evenly
             assert out[mine] == pytest.approx(np.full(mine.sum(), t[g] / mine.sum()))
             continue
-        kernel = k[mine] * ((1.0 - floor_share) * t[g] / k_sum[g])
+        share = k[mine] / k_sum[g]  # the kernel's shares (finite even when k_sum is subnormal)
+        kernel = share * ((1.0 - floor_share) * t[g])
         populated = kernel >= population_raster.POPULATED_DENSITY * area[mine]
         if populated.any():  # the floor goes to populated cells only, evenly
             expected = kernel + np.where(populated, floor_share * t[g] / populated.sum(), 0.0)
         else:  # nowhere populated: the whole total follows the kernel
-            expected = k[mine] * (t[g] / k_sum[g])
+            expected = share * t[g]
         assert out[mine] == pytest.approx(expected, rel=1e-12, abs=1e-12)
         assert (out[mine][k[mine] == 0] == 0).all()  # empty land stays empty: no floor there
 

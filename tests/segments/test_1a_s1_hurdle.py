@@ -27,4 +27,4 @@ def test_logit_adds_policy_terms() -> None:
         }
     )
     eta = hurdle_logit(feats, POLICY)
-    assert eta.tolist() == [0.20 + -0.50 + 0.50, 0.20 - 0.60 + 0.40 - 1.50]
+    assert eta.tolist() == [-1.90 + -0.50 + 0.50, -1.90 - 0.60 + 0.40 - 1.50]
