@@ -98,10 +98,10 @@ def _worlds(args: argparse.Namespace) -> int:
 
 
 def _contracts(args: argparse.Namespace) -> int:
-    from engine.core.policy import MODELS, schema_path, schema_text
+    from engine.core.policy import policy_models, schema_path, schema_text
 
     stale = []
-    for seg, models in MODELS.items():
+    for seg, models in policy_models().items():
         for name in models:
             path = schema_path(seg, name)
             text = schema_text(seg, name)

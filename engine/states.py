@@ -1,10 +1,114 @@
-"""The state registry: `<SEG>.S<n>` → module (engine/segments/…), short name, and whether it is per seed."""
+"""The registry of what exists: every segment (its policy models and what its plan seals) and every state.
+
+engine/core names no segment: the plan (engine/core/plan.py), the config's `policy_overrides` check and the
+policy validator (engine/core/config.py, engine/core/policy.py) read the segments from here, and the CLI and
+state contexts read the states. So adding a segment adds its package under engine/segments/, its shipped
+policies under config/policies/<SEG>/, one `SegmentDef` and its `StateDef`s below, and touches no file in
+engine/core (tests/core/test_registry.py keeps it so).
+
+The registry lives here, beside the states, rather than in engine/segments/: core may import this module
+(it imports nothing heavy and no segment), never a package under engine.segments. A segment's policy models
+are named by dotted path and imported on first use, so importing the registry, or engine.core.config, loads
+no segment's models until a policy is validated or an override named.
+"""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class PolicyField:
+    """A reference named by a field of a policy the segment seals (1B's population raster is the resolved
+    tiles policy's `raster`: its resolution is a preset choice)."""
+
+    seg: str
+    name: str
+    field: str
+
+
+@dataclass(frozen=True)
+class SegmentDef:
+    """One segment of the world plan; SEGMENTS lists them in dependency order (upstream first)."""
+
+    id: str
+    # the module whose POLICIES maps each pack shipped as config/policies/<id>/<name>.yaml to its pydantic
+    # model (contracts/policies/<id>/<name>.schema.json is generated from it)
+    policy_module: str
+    # the policy files its S0 seals, as (owning segment, name); "CFG" packs are resolved from the run config
+    policies: tuple[tuple[str, str], ...]
+    # the references its S0 seals, by reference id (engine/refdata/registry.py) or named by a sealed policy
+    references: tuple[str | PolicyField, ...]
+    # the segments whose manifest_fingerprints (and flags) it chains to
+    upstream: tuple[str, ...] = ()
+    # its S0 seals its upstream's data per seed, so its spec lists the run's seeds
+    per_seed_upstream: bool = False
+    # its identity covers the merchant universe's source (config merchant_universe)
+    seals_universe: bool = False
+
+    def policy_models(self) -> dict[str, type[BaseModel]]:
+        """Policy name → pydantic model (imports the segment's policy module on first use)."""
+        models: dict[str, type[BaseModel]] = importlib.import_module(self.policy_module).POLICIES
+        return models
+
+
+SEGMENTS: dict[str, SegmentDef] = {
+    s.id: s
+    for s in (
+        SegmentDef(
+            "ING",
+            "engine.segments.l1.ingress.policy",
+            policies=(("ING", "merchant_universe"), ("1A", "sectors"), ("1A", "hurdle_nb")),
+            references=("ref_countries", "ref_country_macro", "ref_mcc"),
+            seals_universe=True,
+        ),
+        SegmentDef(
+            "1A",
+            "engine.segments.l1.s1a.policy",
+            policies=(
+                ("1A", "sectors"),
+                ("1A", "hurdle_nb"),
+                ("1A", "crossborder"),
+                ("1A", "currency_weights"),
+                ("1A", "validation"),
+            ),
+            references=("ref_countries", "ref_country_macro", "ref_currencies", "ref_mcc"),
+            upstream=("ING",),
+        ),
+        SegmentDef(
+            "1B",
+            "engine.segments.l1.s1b.policy",
+            policies=(("1B", "tiles"), ("1B", "tile_weights"), ("1B", "placement"), ("1B", "validation")),
+            references=(
+                "ref_country_polygons",
+                "ref_countries",
+                "ref_cities",
+                PolicyField("1B", "tiles", "raster"),
+            ),
+            upstream=("1A",),
+            per_seed_upstream=True,
+        ),
+        SegmentDef(
+            "2A",
+            "engine.segments.l1.s2a.policy",
+            policies=(
+                ("2A", "tz_resolution"),
+                ("2A", "tz_overrides"),
+                ("CFG", "horizon"),
+                ("2A", "validation"),
+            ),
+            references=("ref_tz_polygons", "ref_tz_country", "ref_tzdb", "ref_countries"),
+            upstream=("1A", "1B"),
+            per_seed_upstream=True,
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)

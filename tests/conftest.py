@@ -79,10 +79,10 @@ def remount(path: Path, mode: str) -> None:
 
 def shipped_policy(seg: str, name: str) -> BaseModel:
     """A shipped policy file, validated into its model."""
-    from engine.core.policy import MODELS
+    from engine.core.policy import policy_model
 
     doc = yaml.safe_load((REPO / "config" / "policies" / seg / f"{name}.yaml").read_text())
-    return MODELS[seg][name].model_validate(doc)
+    return policy_model(seg, name).model_validate(doc)
 
 
 def tiny_plan(root: Path) -> dict[str, SegmentPlan]:

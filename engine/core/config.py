@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,24 +22,21 @@ from pydantic_core import ErrorDetails
 from engine.core import yaml12
 from engine.core.errors import EngineError
 from engine.core.horizon import Horizon
-from engine.segments.l1.ingress.policy import POLICIES as ING_POLICIES
-from engine.segments.l1.s1a.policy import POLICIES as S1A_POLICIES
-from engine.segments.l1.s1a.policy import FieldError, Strict
-from engine.segments.l1.s1b.policy import POLICIES as S1B_POLICIES
-from engine.segments.l1.s2a.policy import POLICIES as S2A_POLICIES
+from engine.core.policy_model import FieldError, Strict
+from engine.states import SEGMENTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FILE = Path("config") / "config.yaml"  # the Snakefile's configfile, relative to the repository
 PRESETS = ("tiny", "default", "large")
 # the scenario packs the design's 5A ships (layer2_3.md §0.2)
 SCENARIOS = ("baseline", "holiday_peak")
-# the shipped policy packs `policy_overrides` may override, by segment
-SEGMENT_POLICIES: dict[str, dict[str, type[BaseModel]]] = {
-    "ING": ING_POLICIES,
-    "1A": S1A_POLICIES,
-    "1B": S1B_POLICIES,
-    "2A": S2A_POLICIES,
-}
+
+
+@cache
+def segment_policies() -> dict[str, dict[str, type[BaseModel]]]:
+    """The shipped policy packs `policy_overrides` may override, by segment (engine/states.py), each segment's
+    models imported on first use."""
+    return {seg: sdef.policy_models() for seg, sdef in SEGMENTS.items()}
 
 
 def closest(value: str, choices: Iterable[str]) -> str:
@@ -102,10 +100,10 @@ class RunConfig(Strict):
     ) -> dict[str, dict[str, dict[str, Any]]]:
         """Names are checked here, values when the plan resolves each policy (E_POLICY_INVALID)."""
         for seg, packs in overrides.items():
-            if seg not in SEGMENT_POLICIES:
-                raise FieldError(f"unknown segment {seg!r}{closest(seg, SEGMENT_POLICIES)}", seg)
+            if seg not in SEGMENTS:
+                raise FieldError(f"unknown segment {seg!r}{closest(seg, SEGMENTS)}", seg)
             for name, doc in packs.items():
-                models = SEGMENT_POLICIES[seg]
+                models = SEGMENTS[seg].policy_models()
                 if name not in models:
                     raise FieldError(f"unknown {seg} policy {name!r}{closest(name, models)}", seg, name)
                 fields = models[name].model_fields

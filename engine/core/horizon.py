@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from engine.segments.l1.s1a.policy import FieldError, Strict
+from engine.core.policy_model import FieldError, Strict
 
 WINDOW_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 WINDOW_END = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)

@@ -1,7 +1,8 @@
 """The world plan: every segment's policies, references, parameter_hash and manifest_fingerprint.
 
 Computed when Snakemake parses the workflow (rules/common.smk), so every output path is known to the DAG,
-and recomputed by each S0 gate, which refuses to run if the two disagree.
+and recomputed by each S0 gate, which refuses to run if the two disagree. What each segment seals, and in
+which order, is the segment registry's (engine/states.py).
 """
 
 from __future__ import annotations
@@ -20,44 +21,7 @@ from engine.core.identity import manifest_fingerprint, parameter_hash, reference
 from engine.core.policy import resolve_policy
 from engine.core.reflock import locked_sha256
 from engine.refdata.registry import recipe, recipe_id
-
-# (segment, policy files it seals as (owning segment, name), references it seals, upstream segments)
-SEGMENTS: dict[str, dict[str, Any]] = {
-    "ING": {
-        "policies": [("ING", "merchant_universe"), ("1A", "sectors"), ("1A", "hurdle_nb")],
-        "references": ["ref_countries", "ref_country_macro", "ref_mcc"],
-        "upstream": [],
-    },
-    "1A": {
-        "policies": [
-            ("1A", "sectors"),
-            ("1A", "hurdle_nb"),
-            ("1A", "crossborder"),
-            ("1A", "currency_weights"),
-            ("1A", "validation"),
-        ],
-        "references": ["ref_countries", "ref_country_macro", "ref_currencies", "ref_mcc"],
-        "upstream": ["ING"],
-    },
-    "1B": {
-        "policies": [("1B", "tiles"), ("1B", "tile_weights"), ("1B", "placement"), ("1B", "validation")],
-        # the population raster is named by the resolved tiles policy (its resolution is a preset choice)
-        "references": ["ref_country_polygons", "ref_countries", "ref_cities", "@raster"],
-        "upstream": ["1A"],
-        "per_seed_upstream": True,
-    },
-    "2A": {
-        "policies": [
-            ("2A", "tz_resolution"),
-            ("2A", "tz_overrides"),
-            ("CFG", "horizon"),
-            ("2A", "validation"),
-        ],
-        "references": ["ref_tz_polygons", "ref_tz_country", "ref_tzdb", "ref_countries"],
-        "upstream": ["1A", "1B"],
-        "per_seed_upstream": True,
-    },
-}
+from engine.states import SEGMENTS, PolicyField
 
 
 @dataclass(frozen=True)
@@ -156,26 +120,28 @@ def _reference(name: str) -> Reference:
     return Reference(name, rid, recipe(name).filename, locked_sha256(name, rid))
 
 
-def _raster_name(policies: tuple[PolicyFile, ...]) -> str:
-    tiles = next(p for p in policies if p.key == "1B/tiles.yaml")
-    return str(yaml12.load(tiles.data)["raster"])
+def _reference_name(ref: str | PolicyField, policies: tuple[PolicyFile, ...]) -> str:
+    """A reference id, or the one a sealed policy's field names."""
+    if isinstance(ref, str):
+        return ref
+    policy = next(p for p in policies if p.key == f"{ref.seg}/{ref.name}.yaml")
+    return str(yaml12.load(policy.data)[ref.field])
 
 
 def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, SegmentPlan]:
     """Resolve every segment in dependency order; a policy change moves only its segment and later ones."""
     cache = cache or DigestCache()
     plans: dict[str, SegmentPlan] = {}
-    for seg, spec in SEGMENTS.items():
+    for seg, sdef in SEGMENTS.items():
         config_docs = {"horizon": cfg.horizon.as_policy()}
         policies = tuple(
             PolicyFile(s, n, resolve_policy(s, n, cfg.policy_overrides, config_docs))
-            for s, n in spec["policies"]
+            for s, n in sdef.policies
         )
-        names = [_raster_name(policies) if name == "@raster" else name for name in spec["references"]]
-        refs = tuple(_reference(name) for name in names)
+        refs = tuple(_reference(_reference_name(ref, policies)) for ref in sdef.references)
         ph = parameter_hash({p.key: p.data for p in policies})
-        upstream = {u: plans[u].manifest_fingerprint for u in spec["upstream"]}
-        extra = _universe_extra(cfg, cache) if seg == "ING" else {}
+        upstream = {u: plans[u].manifest_fingerprint for u in sdef.upstream}
+        extra = _universe_extra(cfg, cache) if sdef.seals_universe else {}
         files = (
             {"universe_path": str(Path(cfg.merchant_universe.path).resolve())}
             if "universe_sha256" in extra
@@ -189,6 +155,6 @@ def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, Se
             contract_version=CONTRACT_VERSION,
             extra=extra,
         )
-        seeds = list(cfg.seeds) if spec.get("per_seed_upstream") else []
+        seeds = list(cfg.seeds) if sdef.per_seed_upstream else []
         plans[seg] = SegmentPlan(seg, policies, refs, upstream, ph, mf, extra, files, seeds)
     return plans

@@ -17,14 +17,24 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from engine.core import yaml12
-from engine.core.config import REPO_ROOT, SEGMENT_POLICIES, closest, deep_merge, explain, read_yaml
+from engine.core.config import REPO_ROOT, closest, deep_merge, explain, read_yaml, segment_policies
 from engine.core.contracts import BASE_URI, CONTRACTS_DIR, registry
 from engine.core.errors import EngineError
 from engine.core.horizon import POLICIES as CFG_POLICIES
+from engine.states import SEGMENTS
 
-# "CFG" policies are not shipped files: they are resolved from the run config itself (the horizon)
-MODELS: dict[str, dict[str, type[BaseModel]]] = {"CFG": CFG_POLICIES, **SEGMENT_POLICIES}
 POLICY_DIR = REPO_ROOT / "config" / "policies"
+
+
+def policy_models() -> dict[str, dict[str, type[BaseModel]]]:
+    """Every policy model by segment: "CFG" (not shipped files: resolved from the run config itself, the
+    horizon) and each registered segment's (engine/states.py), all of them imported."""
+    return {"CFG": CFG_POLICIES, **segment_policies()}
+
+
+def policy_model(seg: str, name: str) -> type[BaseModel]:
+    """One policy's model, importing only its own segment's policy module."""
+    return CFG_POLICIES[name] if seg == "CFG" else SEGMENTS[seg].policy_models()[name]
 
 
 def schema_path(seg: str, name: str) -> Path:
@@ -32,7 +42,7 @@ def schema_path(seg: str, name: str) -> Path:
 
 
 def generated_schema(seg: str, name: str) -> dict[str, Any]:
-    schema = MODELS[seg][name].model_json_schema()
+    schema = policy_model(seg, name).model_json_schema()
     schema["$id"] = f"{BASE_URI}policies/{seg}/{name}.schema.json"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
@@ -92,7 +102,7 @@ def validate_policy(seg: str, name: str, doc: Any, *, source: str, state: str) -
             fix=f"correct the policy (schema contracts/policies/{seg}/{name}.schema.json)",
             state=state,
         )
-    model = MODELS[seg][name]
+    model = policy_model(seg, name)
     try:
         return model.model_validate(doc)
     except ValidationError as exc:

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from snakemake.cli import parse_config
 
 from engine.core import yaml12
-from engine.core.config import PRESETS, SCENARIOS, SEGMENT_POLICIES, RunConfig, cli_typed, load_run_config
+from engine.core.config import PRESETS, SCENARIOS, RunConfig, cli_typed, load_run_config, segment_policies
 from engine.core.errors import EngineError
 from engine.core.horizon import Horizon
 from engine.core.policy import resolve_policy
 
+SEGMENT_POLICIES = segment_policies()
 FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 Path_ = tuple[str | int, ...]
 VALID_START = "2026-01-05T00:00:00Z"

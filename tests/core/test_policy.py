@@ -14,17 +14,18 @@ import pytest
 from engine.core import yaml12
 from engine.core.errors import EngineError
 from engine.core.policy import (
-    MODELS,
     POLICY_DIR,
     dump_policy,
     generated_schema,
     load_policy_file,
+    policy_models,
     resolve_policy,
     schema_path,
     schema_text,
     validate_policy,
 )
 
+MODELS = policy_models()
 # CFG packs are resolved from the run config itself, not shipped under config/policies
 PACKS = sorted((seg, name) for seg, models in MODELS.items() for name in models if seg != "CFG")
 

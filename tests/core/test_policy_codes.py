@@ -13,8 +13,10 @@ from engine.core import sealing, yaml12
 from engine.core.config import load_run_config
 from engine.core.errors import EngineError
 from engine.core.plan import build_plan
-from engine.core.policy import MODELS, POLICY_DIR
+from engine.core.policy import POLICY_DIR, policy_models
 from engine.core.policy_codes import check_policy_codes, closest_code, coded_values
+
+MODELS = policy_models()
 
 COUNTRIES = [
     "AE",

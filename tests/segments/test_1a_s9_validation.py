@@ -19,11 +19,11 @@ from engine.core.errors import ValidationFailed
 from engine.core.gates import FLAG, INDEX, SEALED, publish_bundle, verify_bundle
 from engine.core.layout import bundle_dir, failed_checks_file, gate_dir
 from engine.core.policy import load_policy_file
+from engine.core.policy_model import Validation
 from engine.core.rng import family_key
 from engine.core.state import StateContext
 from engine.core.validation import CheckBook, Replay, finish_segment, gini, run_replays, spearman
 from engine.segments.l1.s1a import replay
-from engine.segments.l1.s1a.policy import Validation
 from engine.segments.l1.s1a.s9_validation import nb_rejection_z
 from tests.conftest import shipped_policy, tiny_plan
 

@@ -6,18 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from engine.segments.l1.s1a.policy import (
-    Exponent,
-    FieldError,
-    Mcc,
-    MccCode,
-    Prob,
-    SectorName,
-    Strict,
-    all_sectors,
-    expand_codes,
-    pair,
-)
+from engine.core.policy_model import Exponent, FieldError, Mcc, MccCode, Prob, Strict, expand_codes, pair
+from engine.segments.l1.s1a.policy import SectorName, all_sectors
 
 
 class UniverseCountries(Strict):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.segments.l1.s1a.policy import SECTORS, Sectors, expand_codes
+from engine.core.policy_model import expand_codes
+from engine.segments.l1.s1a.policy import SECTORS, Sectors
 
 
 def gdp_bucket(gdp_pc: np.ndarray | pl.Series, breaks: list[float]) -> np.ndarray:

@@ -1,54 +1,35 @@
 """Pydantic models of 1A's policy packs; their JSON Schemas under contracts/ are generated from these.
 
-Every model is `Strict`: unknown keys, a bool or float where an integer is due, a string where a number is
-due, and .inf/.nan are refused, so `100` and `100.0` can never mean two different worlds. Bounds on the
-linear-predictor coefficients are plausibility bounds: past them a world is nonsense, not merely unusual.
+Built from engine/core/policy_model.py (`Strict`: unknown keys, a bool or float where an integer is due, a
+string where a number is due, and .inf/.nan are refused). Bounds on the linear-predictor coefficients are
+plausibility bounds: past them a world is nonsense, not merely unusual.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import Field, model_validator
 
-from engine.core.policy_codes import Code
+from engine.core.policy_model import (
+    Coef,
+    Currency,
+    Exponent,
+    FieldError,
+    Iso2,
+    Mcc,
+    MccCode,
+    Positive,
+    Prob,
+    Strict,
+    expand_codes,
+    ordered,
+    pair,
+    validation_model,
+)
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
-class FieldError(ValueError):
-    """A cross-field rule broken at `path` (relative to the raising model), so the error names that field."""
-
-    def __init__(self, message: str, *path: str | int) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-def pair(item: Any) -> Any:
-    """A (lo, hi) pair as YAML writes it, a 2-list: only the tuple is lax (a list is accepted), its items
-    stay strict."""
-    return Annotated[tuple[item, item], Field(strict=False)]
-
-
-def ordered(lo_hi: tuple[float, float], *path: str | int) -> None:
-    if lo_hi[0] > lo_hi[1]:
-        raise FieldError(f"[{lo_hi[0]}, {lo_hi[1]}] is reversed: lo must not exceed hi", *path)
-
-
-Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-# logit / log-linear coefficients: e^10 already moves odds or means by a factor of 22 000
-Coef = Annotated[float, Field(ge=-10.0, le=10.0)]
-# exponents applied to GDP (~1e13) or population: beyond 4 the weights overflow towards inf
-Exponent = Annotated[float, Field(gt=0.0, le=4.0)]
-Iso2 = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), Code("country")]
-Mcc = Annotated[int, Field(ge=0, le=9999)]
-MccCode = Annotated[Mcc, Code("mcc")]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), Code("currency")]
 SectorName = Literal[
     "grocery",
     "restaurants",
@@ -73,15 +54,6 @@ def all_sectors(table: Mapping[str, object], *path: str | int) -> None:
     missing = [s for s in SECTORS if s not in table]
     if missing:
         raise FieldError(f"missing sector(s) {', '.join(missing)}: the table must name every sector", *path)
-
-
-def expand_codes(mccs: list[int], ranges: list[tuple[int, int]], *path: str | int) -> list[int]:
-    """The listed MCCs and every member of the (ordered) ranges."""
-    codes = list(mccs)
-    for i, (lo, hi) in enumerate(ranges):
-        ordered((lo, hi), *path, "ranges", i)
-        codes.extend(range(lo, hi + 1))
-    return codes
 
 
 class Sector(Strict):
@@ -244,49 +216,6 @@ class CurrencyWeights(Strict):
     spill_exponent: Exponent
     affinity: Affinity
     hub_boost: Positive
-
-
-class Check(Strict):
-    id: Annotated[str, Field(pattern=r"^[0-9A-Z]{2,3}\.R[0-9]{2}[a-z]?$")]
-    metric: str
-    lo: float | None
-    hi: float | None
-    severity: Literal["REQUIRED", "WARN"]
-    min_support: Annotated[int, Field(ge=1)] | None = None
-
-
-class ReplaySample(Strict):
-    share: Annotated[float, Field(gt=0.0, le=1.0)]
-    min_rows: Annotated[int, Field(ge=1)]
-
-
-class Validation(Strict):
-    min_support: Annotated[int, Field(ge=1)]
-    replay_sample: ReplaySample | None = None
-    checks: list[Check] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _checks(self) -> Validation:
-        seen: dict[str, int] = {}
-        for i, check in enumerate(self.checks):
-            if check.id in seen:
-                raise FieldError(f"check id {check.id} repeats checks.{seen[check.id]}", "checks", i, "id")
-            seen[check.id] = i
-            if check.lo is not None and check.hi is not None:
-                ordered((check.lo, check.hi), "checks", i, "lo")
-        return self
-
-
-def validation_model(seg: str, metrics: tuple[str, ...]) -> type[Validation]:
-    """A segment's validation pack: check ids carry the segment, and a check may only name a metric the
-    segment's validation state computes (an unknown one would fail after the data was written)."""
-    check = create_model(
-        f"Check{seg}",
-        __base__=Check,
-        id=(Annotated[str, Field(pattern=rf"^{seg}\.R[0-9]{{2}}[a-z]?$")], ...),
-        metric=(Literal[metrics], ...),
-    )
-    return create_model(f"Validation{seg}", __base__=Validation, checks=(list[check], Field(min_length=1)))
 
 
 # the metrics 1A.S9 computes (engine/segments/l1/s1a/s9_validation.py)

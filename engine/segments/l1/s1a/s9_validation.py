@@ -7,6 +7,7 @@ import math
 import numpy as np
 import polars as pl
 
+from engine.core.policy_model import Validation
 from engine.core.rng import SampleRule
 from engine.core.state import StateContext
 from engine.core.validation import (
@@ -23,7 +24,7 @@ from engine.core.validation import (
 )
 from engine.segments.l1.s1a import replay
 from engine.segments.l1.s1a.common import ceil_share, home_floor
-from engine.segments.l1.s1a.policy import Crossborder, Validation
+from engine.segments.l1.s1a.policy import Crossborder
 from engine.segments.l1.s1a.s6_foreign_set import select_top
 
 SEEDED = ["s1_hurdle", "s2_outlet_count", "s3_candidates", "s3_open", "s4_foreign_count", "s6_foreign_set",

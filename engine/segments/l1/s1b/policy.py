@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from engine.core.policy_model import Exponent, Strict, validation_model
 from engine.refdata.registry import RASTER_RESOLUTIONS
-from engine.segments.l1.s1a.policy import Exponent, Strict, validation_model
 
 # the population rasters the reference registry can build (one per resolution)
 RasterName = Literal[tuple(f"ref_population_raster_{res}" for res in RASTER_RESOLUTIONS)]  # type: ignore[valid-type]

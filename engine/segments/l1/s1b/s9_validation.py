@@ -7,6 +7,7 @@ import polars as pl
 import shapely
 from scipy import stats
 
+from engine.core.policy_model import Validation
 from engine.core.rng import SampleRule
 from engine.core.state import StateContext
 from engine.core.validation import (
@@ -20,7 +21,6 @@ from engine.core.validation import (
     same_keys,
     state_reports,
 )
-from engine.segments.l1.s1a.policy import Validation
 from engine.segments.l1.s1b import replay
 from engine.segments.l1.s1b.geo import CountryShapes
 from engine.segments.l1.s1b.policy import Placement, TileWeights

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from engine.core.policy_codes import Code
-from engine.segments.l1.s1a.policy import FieldError, Strict, validation_model
+from engine.core.policy_model import FieldError, Strict, validation_model
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from engine.core.horizon import Horizon
+from engine.core.policy_model import Validation
 from engine.core.state import StateContext
 from engine.core.tzdb import force_tzdata
 from engine.core.validation import (
@@ -21,7 +22,6 @@ from engine.core.validation import (
     same_keys,
     state_reports,
 )
-from engine.segments.l1.s1a.policy import Validation
 from engine.segments.l1.s2a.dst import independent_windows
 from engine.segments.l1.s2a.policy import TzResolution
 from engine.segments.l1.s2a.tz_cache import check_hourly
