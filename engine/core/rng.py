@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 
 from engine.core.canonical import hash_parts
-from engine.kernels.blocks import block_raw_lane0
-from engine.kernels.philox import uniforms_by_id
 
 _U64_MAX = (1 << 64) - 1
 
@@ -95,6 +93,8 @@ def uniforms_for_ids(
     ids = np.asarray(ids)
     if ids.ndim != 1 or ids.dtype != np.uint64:
         raise TypeError(f"ids must be a 1-d uint64 array, got {ids.dtype} with shape {ids.shape}")
+    from engine.kernels.philox import uniforms_by_id  # numba loads only in the states that draw
+
     out = np.empty(ids.shape[0], dtype=np.float64)
     uniforms_by_id(k0, k1, ids, c1, c2, c3, lane, out)
     return out
@@ -140,6 +140,8 @@ def keyed_sample(family: str, counter: tuple[CounterWord, ...], n: int, rule: Sa
     c0, c1, c2, c3 = counter_words(n, counter)
     digest = hash_parts("replay-sample", family)
     key = (int.from_bytes(digest[0:8], "little"), int.from_bytes(digest[8:16], "little"))
+    from engine.kernels.blocks import block_raw_lane0  # numba loads only in the states that sample
+
     rank = block_raw_lane0(key, c0, c1, c2, c3)
     order = np.lexsort((c3, c2, c1, c0, rank))  # a 64-bit tie falls back to the counter itself
     return np.sort(order[:k])

@@ -12,9 +12,9 @@ from engine.core.contracts import dataset_file
 from engine.core.policy import load_policy_file
 from engine.core.rng import family_key
 from engine.kernels.blocks import block_uniforms
-from engine.segments.l1.s1a.common import tier_value
+from engine.segments.l1.s1a.common import market_table, tier_value
 from engine.segments.l1.s1a.policy import Crossborder
-from engine.segments.l1.s1a.s3_candidates import Ladder, market_table, openness
+from engine.segments.l1.s1a.s3_candidates import Ladder, openness
 from tests.conftest import shipped_policy, tiny_plan
 
 POLICY: Crossborder = shipped_policy("1A", "crossborder")  # type: ignore[assignment]

@@ -3,7 +3,8 @@
 import numpy as np
 import polars as pl
 
-from engine.segments.l1.s1a.s6_foreign_set import gumbel_keys, select_top
+from engine.segments.l1.s1a.common import select_top
+from engine.segments.l1.s1a.s6_foreign_set import gumbel_keys
 
 
 def test_select_top_count_and_ties_by_rank() -> None:

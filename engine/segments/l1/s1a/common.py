@@ -1,4 +1,6 @@
-"""Small laws shared by 1A's states and the ingress: GDP buckets, sector lookup, tier lookups."""
+"""Small laws shared by 1A's states and the ingress: GDP buckets, sector lookup, tier lookups, the market
+and currency tables, the top-k selection. Nothing here imports numba, so the states that draw nothing
+(1A.S5, S7, S8, S9) start without it."""
 
 from __future__ import annotations
 
@@ -50,3 +52,33 @@ def home_floor(n: np.ndarray, n_maxes: list[int | None], floors: list[float]) ->
 def ceil_share(h: np.ndarray, n: np.ndarray) -> np.ndarray:
     """⌈h·N⌉ without float noise turning 0.7·10 = 7.000000000000001 into 8."""
     return np.ceil(np.round(np.asarray(h) * np.asarray(n), 9)).astype(np.int64)
+
+
+def market_table(countries: pl.DataFrame, macro: pl.DataFrame) -> pl.DataFrame:
+    """Eligible countries with market weight = share of world gdp_total among eligible countries."""
+    table = countries.filter(pl.col("eligible")).join(macro.select("iso2", "gdp_usd"), on="iso2", how="inner")
+    return table.with_columns((pl.col("gdp_usd") / pl.col("gdp_usd").sum()).alias("market_weight")).sort(
+        "iso2"
+    )
+
+
+def home_currency(universe: pl.DataFrame, currencies: pl.DataFrame) -> pl.DataFrame:
+    """merchant_id, home_country_iso and the home country's currency (the κ that 1A.S5–S7 weigh by)."""
+    return universe.select("merchant_id", "home_country_iso").join(
+        currencies.select(pl.col("iso2").alias("home_country_iso"), "currency"),
+        on="home_country_iso",
+        how="left",
+    )
+
+
+def select_top(cands: pl.DataFrame, k_cap: pl.DataFrame) -> pl.DataFrame:
+    """Top k_cap keys per merchant (ties: lower candidate_rank); select_order 1..k_cap."""
+    ordered = cands.join(k_cap, on="merchant_id", how="left").sort(
+        ["merchant_id", "gumbel_key", "candidate_rank"], descending=[False, True, False]
+    )
+    ordered = ordered.with_columns(pl.int_range(1, pl.len() + 1).over("merchant_id").alias("_order"))
+    chosen = pl.col("_order") <= pl.col("k_cap").fill_null(0)
+    return ordered.with_columns(
+        chosen.alias("selected"),
+        pl.when(chosen).then(pl.col("_order")).otherwise(None).cast(pl.UInt16).alias("select_order"),
+    ).sort(["merchant_id", "candidate_rank"])

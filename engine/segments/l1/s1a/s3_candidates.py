@@ -10,19 +10,11 @@ import polars as pl
 from engine.core.errors import EngineError
 from engine.core.state import StateContext
 from engine.kernels.blocks import block_uniforms
-from engine.segments.l1.s1a.common import tier_value
+from engine.segments.l1.s1a.common import market_table, tier_value
 from engine.segments.l1.s1a.policy import Crossborder, HurdleNb, LadderTier
 from engine.segments.l1.s1a.s1_hurdle import merchant_features
 
 SOURCE_ORDER = {"HOME": 0, "REGIONAL": 1, "HUB": 2, "GLOBAL": 3}
-
-
-def market_table(countries: pl.DataFrame, macro: pl.DataFrame) -> pl.DataFrame:
-    """Eligible countries with market weight = share of world gdp_total among eligible countries."""
-    table = countries.filter(pl.col("eligible")).join(macro.select("iso2", "gdp_usd"), on="iso2", how="inner")
-    return table.with_columns((pl.col("gdp_usd") / pl.col("gdp_usd").sum()).alias("market_weight")).sort(
-        "iso2"
-    )
 
 
 class Ladder:

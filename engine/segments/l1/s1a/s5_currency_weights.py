@@ -7,8 +7,8 @@ import polars as pl
 
 from engine.core.errors import EngineError
 from engine.core.state import StateContext
+from engine.segments.l1.s1a.common import market_table
 from engine.segments.l1.s1a.policy import Crossborder, CurrencyWeights
-from engine.segments.l1.s1a.s3_candidates import market_table
 
 
 def neumaier_sum(values: np.ndarray) -> float:

@@ -8,14 +8,7 @@ import polars as pl
 from engine.core.errors import EngineError
 from engine.core.state import StateContext
 from engine.kernels.blocks import block_uniforms
-
-
-def home_currency(universe: pl.DataFrame, currencies: pl.DataFrame) -> pl.DataFrame:
-    return universe.select("merchant_id", "home_country_iso").join(
-        currencies.select(pl.col("iso2").alias("home_country_iso"), "currency"),
-        on="home_country_iso",
-        how="left",
-    )
+from engine.segments.l1.s1a.common import home_currency, select_top
 
 
 def foreign_candidates(ctx: StateContext) -> pl.DataFrame:
@@ -49,19 +42,6 @@ def gumbel_keys(
     """key = ln w − ln(−ln u), u from block ⟨merchant_id, iso_num, 0, 0⟩ lane 0."""
     u = block_uniforms(key, merchant_id, iso_num.astype(np.uint64), 0, 0)[:, 0]
     return np.log(weight) - np.log(-np.log(u))
-
-
-def select_top(cands: pl.DataFrame, k_cap: pl.DataFrame) -> pl.DataFrame:
-    """Top k_cap keys per merchant (ties: lower candidate_rank); select_order 1..k_cap."""
-    ordered = cands.join(k_cap, on="merchant_id", how="left").sort(
-        ["merchant_id", "gumbel_key", "candidate_rank"], descending=[False, True, False]
-    )
-    ordered = ordered.with_columns(pl.int_range(1, pl.len() + 1).over("merchant_id").alias("_order"))
-    chosen = pl.col("_order") <= pl.col("k_cap").fill_null(0)
-    return ordered.with_columns(
-        chosen.alias("selected"),
-        pl.when(chosen).then(pl.col("_order")).otherwise(None).cast(pl.UInt16).alias("select_order"),
-    ).sort(["merchant_id", "candidate_rank"])
 
 
 def run(ctx: StateContext) -> None:

@@ -7,9 +7,8 @@ import polars as pl
 
 from engine.core.errors import EngineError
 from engine.core.state import StateContext
-from engine.segments.l1.s1a.common import ceil_share, home_floor
+from engine.segments.l1.s1a.common import ceil_share, home_currency, home_floor
 from engine.segments.l1.s1a.policy import Crossborder
-from engine.segments.l1.s1a.s6_foreign_set import home_currency
 
 
 def integerise(

@@ -11,7 +11,7 @@ import polars as pl
 from engine.core.errors import EngineError
 from engine.core.ids import assign_ids
 from engine.core.state import StateContext
-from engine.segments.l1.s1a.s6_foreign_set import home_currency
+from engine.segments.l1.s1a.common import home_currency
 
 
 def outlet_rows(counts: pl.DataFrame, ranks: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:

@@ -23,9 +23,8 @@ from engine.core.validation import (
     state_reports,
 )
 from engine.segments.l1.s1a import replay
-from engine.segments.l1.s1a.common import ceil_share, home_floor
+from engine.segments.l1.s1a.common import ceil_share, home_floor, select_top
 from engine.segments.l1.s1a.policy import Crossborder
-from engine.segments.l1.s1a.s6_foreign_set import select_top
 
 SEEDED = ["s1_hurdle", "s2_outlet_count", "s3_candidates", "s3_open", "s4_foreign_count", "s6_foreign_set",
           "s7_country_counts", "outlet_catalogue", "merchant_catalogue"]  # fmt: skip

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from numba import njit, prange
 
 from engine.core.errors import EngineError
 from engine.core.state import StateContext
+from engine.kernels import njit, prange
 from engine.kernels.alias import decode_draw
 from engine.kernels.blocks import block_raw_lane0
 
