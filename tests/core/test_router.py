@@ -1,8 +1,10 @@
-"""The 2B router (layer1 §2B.S6): draws follow the masses, statuses, batch = scalar, load-time checks."""
+"""The 2B router (layer1 §2B.S6): draws follow the masses, statuses, every row equals a by-hand decode of the
+blob bytes, load-time checks."""
 
 from __future__ import annotations
 
 import hashlib
+import struct
 
 import numpy as np
 import pytest
@@ -34,7 +36,16 @@ def _world(seed: int = 3, merchants: int = 6) -> dict:
     sblob, sindex, smass = write_slices(site_items, LAYOUT)
     gblob, gindex, gmass = write_day_blocks(group_items, LAYOUT)
     t = load_router(sindex, sblob, site_ids, gindex, gblob, LAYOUT)
-    return {"t": t, "sindex": sindex, "smass": smass, "gindex": gindex, "gmass": gmass, "site_ids": site_ids}
+    return {
+        "t": t,
+        "sindex": sindex,
+        "smass": smass,
+        "gindex": gindex,
+        "gmass": gmass,
+        "site_ids": site_ids,
+        "sblob": sblob,
+        "gblob": gblob,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,17 +103,46 @@ def test_route_in_group_is_the_shared_decoder(world: dict) -> None:
         assert st == 0 and site == world["site_ids"][decode_draw(w, prob_q, alias)]
 
 
-def test_batch_equals_loop(world: dict) -> None:
+def _decode_by_hand(blob: bytes, offset: int, w: int) -> int:
+    """§2B.S2's decoder on the slice's bytes: header (magic, n, qbits, mbits), then (prob_q, alias)
+    pairs; column j = ((w >> 32)·n) >> 32, kept if the low word < prob_q[j], else its alias."""
+    n = struct.unpack_from("<I", blob, offset + 4)[0]
+    j = ((w >> 32) * n) >> 32
+    prob_q, alias = struct.unpack_from("<II", blob, offset + 16 + 8 * j)
+    return j if (w & 0xFFFFFFFF) < prob_q else alias
+
+
+def _route_by_hand(world: dict, merchant_id: int, day: int, wg: int, ws: int) -> tuple[int, int, int]:
+    """(status, tz_index, site_id) from the indexes and blob bytes alone, without the router's tables."""
+    merchants = {int(m["merchant_id"]): m for m in world["gindex"]["merchants"]}
+    if merchant_id not in merchants:
+        return 1, -1, 0
+    m = merchants[merchant_id]
+    if not 0 <= day < int(m["days"]):
+        return 2, -1, 0
+    tz = int(
+        m["tz_indexes"][_decode_by_hand(world["gblob"], int(m["offset"]) + day * int(m["slice_length"]), wg)]
+    )
+    first = 0
+    for s in world["sindex"]["slices"]:
+        if int(s["merchant_id"]) == merchant_id and int(s["tz_index"]) == tz:
+            return 0, tz, world["site_ids"][first + _decode_by_hand(world["sblob"], int(s["offset"]), ws)]
+        first += int(s["n"])
+    return 3, tz, 0
+
+
+def test_every_row_equals_a_decode_by_hand(world: dict) -> None:
     t, n = world["t"], 3000
     rng = np.random.default_rng(9)
     mid = rng.integers(998, 1007, n).astype(np.uint64)  # includes unknown merchants 998, 999, 1006
     day = rng.integers(-1, DAYS + 1, n)
     wg, ws = np.random.Philox(key=11).random_raw(n), np.random.Philox(key=12).random_raw(n)
     status, tz, site = route_batch(t, mid, day, wg, ws)
-    loop = [route_physical(t, mid[i], day[i], wg[i], ws[i]) for i in range(n)]
-    assert status.tolist() == [r[0] for r in loop]
-    assert tz.tolist() == [r[1] for r in loop] and site.tolist() == [r[2] for r in loop]
+    want = [_route_by_hand(world, int(mid[i]), int(day[i]), int(wg[i]), int(ws[i])) for i in range(n)]
+    assert list(zip(status.tolist(), tz.tolist(), site.tolist(), strict=True)) == want
     assert set(status.tolist()) == {0, 1, 2, 3}
+    one = [route_physical(t, mid[i], day[i], wg[i], ws[i]) for i in range(0, n, 97)]
+    assert one == want[::97]
 
 
 def test_load_checks_digests_and_headers(world: dict, tmp_path) -> None:
