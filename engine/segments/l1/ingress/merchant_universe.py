@@ -115,9 +115,11 @@ def generate(
         zipf = np.arange(1, len(mccs) + 1, dtype=np.float64) ** -policy.mcc_zipf_s
         mcc[pick] = np.asarray(mccs, dtype=np.uint16)[_inverse_cdf(u[pick, 1], zipf)]
     bucket = gdp_bucket(rows["gdp_pc_usd"], hurdle.gdp_bucket_breaks_usd)
-    by_mcc = policy.mcc_p_cnp()
+    by_mcc = np.full(10_000, np.nan)  # every MCC the policy may name (0..9999); NaN: the sector's p_cnp
+    for code, p in policy.mcc_p_cnp().items():
+        by_mcc[code] = p
     sector_p = np.array([policy.p_cnp[s] for s in sector_names])[sector_idx]
-    p_cnp = np.array([by_mcc.get(int(code), p) for code, p in zip(mcc, sector_p, strict=True)])
+    p_cnp = np.where(np.isnan(by_mcc[mcc]), sector_p, by_mcc[mcc])
     tilt = np.asarray(policy.cnp_gdp_tilt)[bucket]
     cnp = u[:, 2] < np.minimum(1.0, p_cnp * tilt)
     ids, probes = assign_ids(
