@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from engine.core.canonical import sha256_file
-from engine.refdata import countries, country_polygons, currencies, macro, mcc, registry, tz_country
+from engine.refdata import countries, country_polygons, currencies, iso3166, macro, mcc, registry, tz_country
 from engine.refdata.provenance import PROVENANCE
 
 SCHEMAS = {
@@ -268,14 +268,21 @@ def test_recipe_id_follows_package_versions_and_params(monkeypatch: pytest.Monke
     assert changed and changed != set(before)
 
 
-def test_recipe_id_follows_shipped_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.fixture
+def shipped_copy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The shipped files copied under tmp_path, now the registry's root; recipe ids stay unchanged."""
     before = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
     for rel in registry.CITATIONS:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(registry.shipped_path(rel), tmp_path / rel)
-    copy = tmp_path / registry.WDI_GDP_PER_CAPITA
     monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
     assert {name: registry.recipe_id(name) for name in registry.ARTEFACTS} == before
+    return tmp_path
+
+
+def test_recipe_id_follows_shipped_file(shipped_copy: Path) -> None:
+    before = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
+    copy = shipped_copy / registry.WDI_GDP_PER_CAPITA
 
     copy.write_text(copy.read_text(encoding="utf-8").replace("US,82800,", "US,82900,"), encoding="utf-8")
     after = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
@@ -285,15 +292,9 @@ def test_recipe_id_follows_shipped_file(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert us["gdp_pc_usd"].to_list() == [82900.0]
 
 
-def test_settlement_override_file_changes_only_ref_currencies(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_settlement_override_file_changes_only_ref_currencies(shipped_copy: Path) -> None:
     before = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
-    for rel in registry.CITATIONS:
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(registry.shipped_path(rel), tmp_path / rel)
-    monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
-    copy = tmp_path / registry.SETTLEMENT_CURRENCY
+    copy = shipped_copy / registry.SETTLEMENT_CURRENCY
     copy.write_text(copy.read_text(encoding="utf-8") + 'LB,USD,"a cited source"\n', encoding="utf-8")
     after = {name: registry.recipe_id(name) for name in registry.ARTEFACTS}
     assert {name for name in before if after[name] != before[name]} == {"ref_currencies"}
@@ -304,34 +305,38 @@ def test_settlement_override_file_changes_only_ref_currencies(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("iso2,settlement_currency,source\nXX,USD,s\n", "not an ISO 3166-1"),
-        ("iso2,settlement_currency,source\nPA,USD,s\nPA,USD,s\n", "duplicate"),
-        ("iso2,settlement_currency,source\nPA,XYZ,s\n", "not an active ISO 4217"),
-        ("iso2,settlement_currency,source\nPA,USD, \n", "must cite its source"),
-        ("iso2,currency,source\nPA,USD,s\n", "header"),
+        ("iso2,a\nXX,1\n", "not an ISO 3166-1"),
+        ("iso2,a\nUS,1\nUS,2\n", "duplicate"),
+        ("iso2,b\nUS,1\n", "header must be iso2,a"),
     ],
 )
-def test_malformed_settlement_overrides_fail_loudly(tmp_path: Path, body: str, message: str) -> None:
-    path = tmp_path / "o.csv"
+def test_malformed_country_csv_fails_loudly(tmp_path: Path, body: str, message: str) -> None:
+    """The checks every shipped per-country CSV shares (the WDI extract and the settlement overrides)."""
+    path = tmp_path / "c.csv"
     path.write_text(body, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
-        currencies.read_settlement_overrides(path, currencies.iso4217_minor_units())
+        list(iso3166.country_rows(path, ["iso2", "a"]))
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("reader", "body", "message"),
     [
-        ("iso2,gdp_pc_usd,year\nXX,100,2023\n", "not an ISO 3166-1"),
-        ("iso2,gdp_pc_usd,year\nUS,100,2023\nUS,200,2023\n", "duplicate"),
-        ("iso2,gdp_pc_usd,year\nUS,-1,2023\n", "must be > 0"),
-        ("iso2,gdp,year\nUS,100,2023\n", "header"),
+        ("settlement", "iso2,settlement_currency,source\nPA,XYZ,s\n", "not an active ISO 4217"),
+        ("settlement", "iso2,settlement_currency,source\nPA,USD, \n", "must cite its source"),
+        ("settlement", "iso2,currency,source\nPA,USD,s\n", "header"),
+        ("wdi", "iso2,gdp_pc_usd,year\nUS,-1,2023\n", "must be > 0"),
+        ("wdi", "iso2,gdp_pc_usd,year\nUS,100,1850\n", "year plausible"),
+        ("wdi", "iso2,gdp,year\nUS,100,2023\n", "header"),
     ],
 )
-def test_malformed_wdi_extract_fails_loudly(tmp_path: Path, body: str, message: str) -> None:
-    path = tmp_path / "wdi.csv"
+def test_malformed_shipped_files_fail_loudly(tmp_path: Path, reader: str, body: str, message: str) -> None:
+    path = tmp_path / "shipped.csv"
     path.write_text(body, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
-        macro.read_wdi(path)
+        if reader == "wdi":
+            macro.read_wdi(path)
+        else:
+            currencies.read_settlement_overrides(path, currencies.iso4217_minor_units())
 
 
 def test_build_guards(tmp_path: Path) -> None:
