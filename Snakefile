@@ -1,5 +1,5 @@
 # The closed-world fraud data engine. `snakemake --cores N --config preset=tiny output_root=DIR`.
-# Targets: all, seg1A, seg1B, seg2A (later: seg2B … seg6B). See README.md and docs/.
+# Targets: all, seg1A, seg1B, seg2A, seg2B (later: seg3A … seg6B). See README.md and docs/.
 
 configfile: f"{workflow.basedir}/config/config.yaml"
 
@@ -10,11 +10,12 @@ include: "rules/ingress.smk"
 include: "rules/1A.smk"
 include: "rules/1B.smk"
 include: "rules/2A.smk"
+include: "rules/2B.smk"
 
 
 rule all:
     input:
-        rules.seg2A.input,
+        rules.seg2B.input,
     default_target: True
 
 

@@ -107,6 +107,21 @@ SEGMENTS: dict[str, SegmentDef] = {
             upstream=("1A", "1B"),
             per_seed_upstream=True,
         ),
+        SegmentDef(
+            "2B",
+            "engine.segments.l1.s2b.policy",
+            policies=(
+                ("2B", "site_weights"),
+                ("2B", "alias_layout"),
+                ("2B", "day_effects"),
+                ("2B", "router"),
+                ("CFG", "horizon"),
+                ("2B", "validation"),
+            ),
+            references=(),
+            upstream=("1B", "2A"),
+            per_seed_upstream=True,
+        ),
     )
 }
 
@@ -166,5 +181,14 @@ STATES: dict[str, StateDef] = {
         _state("2A", 3, "s3_tz_cache", per_seed=False),
         _state("2A", 4, "s4_dst_windows", per_seed=False),
         _state("2A", 5, "s5_validation"),
+        _state("2B", 0, "s0_gate", per_seed=False, kind="gate"),
+        _state("2B", 1, "s1_site_weights"),
+        _state("2B", 2, "s2_site_alias"),
+        _state("2B", 3, "s3_day_effects"),
+        _state("2B", 4, "s4_group_weights"),
+        _state("2B", 5, "s5_group_alias"),
+        _state("2B", 6, "s6_router_probe"),
+        _state("2B", 7, "s7_audit"),
+        _state("2B", 8, "s8_validation"),
     )
 }

@@ -207,3 +207,28 @@ def seal_upstream(
             "segment": seg,
         }
         publish_bytes(gate_dir(root, seg, mf, seed) / UPSTREAM, canonical_json_bytes(doc), state=state)
+
+
+def check_same_as_upstream(
+    root: Path,
+    spec: dict[str, Any],
+    inputs: list[dict[str, str]],
+    upstream: str,
+    key: str,
+    code: str,
+    state: str,
+) -> None:
+    """A policy sealed by this segment and an upstream one (the horizon: 2A, 2B, 5A, 5B) must be the same
+    bytes in both, or the segments would describe different worlds (README §6)."""
+    ours = {i["id"]: i["sha256"] for i in inputs}.get(key)
+    path = gate_dir(root, upstream, spec["upstream"][upstream]) / SEALED
+    theirs = {i["id"]: i["sha256"] for i in json.loads(path.read_text())["inputs"]}.get(key)
+    if ours is None or ours != theirs:
+        raise EngineError(
+            code,
+            f"{key} sealed here ({(ours or 'absent')[:12]}) differs from {upstream}'s "
+            f"({(theirs or 'absent')[:12]})",
+            where=str(path),
+            fix=f"rerun snakemake so {upstream} and this segment seal the same {key}",
+            state=state,
+        )

@@ -104,6 +104,7 @@ def write_day_blocks(
     each padded to slice_length = 16 + 8n rounded up to the alignment. Masses come back as [days, n]."""
     buf = bytearray()
     entries, masses = [], []
+    memo: dict[bytes, tuple[bytes, np.ndarray]] = {}
     for key, tz_indexes, p in items:
         p = np.asarray(p, dtype=np.float64)
         days, n = p.shape
@@ -115,7 +116,10 @@ def write_day_blocks(
         block = bytearray(days * stride)
         mass = np.empty((days, n), dtype=np.uint64)
         for d in range(days):
-            data, mass[d] = slice_bytes(p[d], layout)
+            key_d = p[d].tobytes()  # most merchants have one group: every day is the same slice
+            if key_d not in memo:
+                memo[key_d] = slice_bytes(p[d], layout)
+            data, mass[d] = memo[key_d]
             block[d * stride : d * stride + len(data)] = data
         entries.append(
             {

@@ -44,9 +44,31 @@ def block_uniforms(
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _block_raw_lane0(k0, k1, c0, c1, c2, c3, out):  # type: ignore[no-untyped-def]
+def _block_raw(k0, k1, c0, c1, c2, c3, out):  # type: ignore[no-untyped-def]
     for i in prange(c0.shape[0]):
-        out[i] = philox4x64_10(c0[i], c1[i], c2[i], c3[i], k0, k1)[0]
+        lanes = philox4x64_10(c0[i], c1[i], c2[i], c3[i], k0, k1)
+        for j in range(out.shape[1]):
+            out[i, j] = lanes[j]
+
+
+def block_raw(
+    key: tuple[int, int],
+    c0: np.ndarray,
+    c1: np.ndarray | int = 0,
+    c2: np.ndarray | int = 0,
+    c3: np.ndarray | int = 0,
+    *,
+    lanes: int = 1,
+) -> np.ndarray:
+    """The raw 64-bit lanes w0..w{lanes-1} of block ⟨c0,c1,c2,c3⟩ per row, shape (n, lanes): alias decoding
+    needs the whole word."""
+    if not 1 <= lanes <= 4:
+        raise ValueError("a block has 4 lanes")
+    c0 = np.ascontiguousarray(c0, dtype=np.uint64)
+    n = c0.shape[0]
+    out = np.empty((n, lanes), dtype=np.uint64)
+    _block_raw(np.uint64(key[0]), np.uint64(key[1]), c0, _words(n, c1), _words(n, c2), _words(n, c3), out)
+    return out
 
 
 def block_raw_lane0(
@@ -56,11 +78,5 @@ def block_raw_lane0(
     c2: np.ndarray | int = 0,
     c3: np.ndarray | int = 0,
 ) -> np.ndarray:
-    """The raw 64-bit lane w0 of block ⟨c0,c1,c2,c3⟩ per row (alias decoding needs the whole word)."""
-    c0 = np.ascontiguousarray(c0, dtype=np.uint64)
-    n = c0.shape[0]
-    out = np.empty(n, dtype=np.uint64)
-    _block_raw_lane0(
-        np.uint64(key[0]), np.uint64(key[1]), c0, _words(n, c1), _words(n, c2), _words(n, c3), out
-    )
-    return out
+    """The raw lane w0 of block ⟨c0,c1,c2,c3⟩ per row."""
+    return block_raw(key, c0, c1, c2, c3)[:, 0]

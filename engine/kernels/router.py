@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.kernels import njit, prange
 from engine.kernels.alias_blob import MAGIC, AliasLayout, alias_error, check_index_head
+from engine.kernels.philox import philox4x64_10
 
 OK, UNKNOWN_MERCHANT, DAY_OUTSIDE_HORIZON, GROUP_WITHOUT_SITES = 0, 1, 2, 3
 _LO32 = np.uint64(0xFFFFFFFF)
@@ -180,35 +181,62 @@ def route_in_group(
     return np.int64(GROUP_WITHOUT_SITES), np.uint64(0)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _route_one(
+    t: RouterTables, mid: np.uint64, d: np.int64, w_group: np.uint64, w_site: np.uint64
+) -> tuple[np.uint8, np.int32, np.uint64]:
+    """(status, tz_index, site_id) of one arrival; inlined into the batch loops (a real call per arrival
+    that takes the tables costs numba more than the draw itself once the tables outgrow the caches)."""
+    m = _row_of(t.merchant_ids, mid)
+    if m < 0:
+        return np.uint8(UNKNOWN_MERCHANT), np.int32(-1), np.uint64(0)
+    if d < 0 or d >= t.g_days[m]:
+        return np.uint8(DAY_OUTSIDE_HORIZON), np.int32(-1), np.uint64(0)
+    g0 = t.g_first[m]
+    g = g0 + _draw(t.group_u32, t.g_word[m] + d * t.g_stride[m], t.g_first[m + 1] - g0, w_group)
+    s = t.grp_site[g]
+    if s < 0:
+        return np.uint8(GROUP_WITHOUT_SITES), np.int32(t.grp_tz[g]), np.uint64(0)
+    k = _draw(t.site_u32, t.s_word[s], t.s_first[s + 1] - t.s_first[s], w_site)
+    return np.uint8(OK), np.int32(t.grp_tz[g]), t.site_ids[t.s_first[s] + k]
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def route_batch(
     t: RouterTables, merchant_ids: np.ndarray, day_index: np.ndarray, w_group: np.ndarray, w_site: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's (status u8, tz_index i32 (−1 if none), site_id u64 (0 if none)), rows in parallel.
-
-    The draw is written out in the loop, not called: a call that takes the tables' arrays (as a NamedTuple
-    or one by one) costs numba more than the draw itself once the tables outgrow the caches (layer1 §2B.S6
-    target: ≥ 2·10^7 draws/s a core; docs/benchmarks.md).
-    """
+    """Each row's (status u8, tz_index i32 (−1 if none), site_id u64 (0 if none)) from its two raw lanes,
+    rows in parallel (layer1 §2B.S6 target: ≥ 2·10^7 draws/s a core; docs/benchmarks.md)."""
     n = merchant_ids.shape[0]
     status = np.zeros(n, dtype=np.uint8)
     tz = np.full(n, -1, dtype=np.int32)
     site = np.zeros(n, dtype=np.uint64)
-    ids, g_word, g_stride, g_days, g_first, grp_tz, grp_site, s_word, s_first, site_ids, g_u32, s_u32 = t
     for i in prange(n):
-        m = _row_of(ids, merchant_ids[i])
-        d = np.int64(day_index[i])
-        if m < 0:
-            status[i] = UNKNOWN_MERCHANT
-            continue
-        if d < 0 or d >= g_days[m]:
-            status[i] = DAY_OUTSIDE_HORIZON
-            continue
-        g = g_first[m] + _draw(g_u32, g_word[m] + d * g_stride[m], g_first[m + 1] - g_first[m], w_group[i])
-        tz[i] = grp_tz[g]
-        s = grp_site[g]
-        if s < 0:
-            status[i] = GROUP_WITHOUT_SITES
-            continue
-        site[i] = site_ids[s_first[s] + _draw(s_u32, s_word[s], s_first[s + 1] - s_first[s], w_site[i])]
+        status[i], tz[i], site[i] = _route_one(
+            t, merchant_ids[i], np.int64(day_index[i]), w_group[i], w_site[i]
+        )
+    return status, tz, site
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def route_keyed(
+    t: RouterTables,
+    k0: np.uint64,
+    k1: np.uint64,
+    c0: np.ndarray,
+    c1: np.ndarray,
+    c2: np.ndarray,
+    c3: np.ndarray,
+    merchant_ids: np.ndarray,
+    day_index: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As route_batch, drawing each row's lanes itself: w0 (group) and w1 (site) of the caller's family
+    block ⟨c0, c1, c2, c3⟩ under key (k0, k1). Fused so the lanes never travel through memory."""
+    n = merchant_ids.shape[0]
+    status = np.zeros(n, dtype=np.uint8)
+    tz = np.full(n, -1, dtype=np.int32)
+    site = np.zeros(n, dtype=np.uint64)
+    for i in prange(n):
+        w0, w1, _, _ = philox4x64_10(c0[i], c1[i], c2[i], c3[i], k0, k1)
+        status[i], tz[i], site[i] = _route_one(t, merchant_ids[i], np.int64(day_index[i]), w0, w1)
     return status, tz, site

@@ -186,3 +186,22 @@ def categorical_inverse_cdf(u: float, cdf: np.ndarray) -> int:
         else:
             lo = mid + 1
     return lo
+
+
+@njit(cache=True, nogil=True)
+def normals_from_u(u: np.ndarray) -> np.ndarray:
+    """Box–Muller (cos branch) per row of u = (u(w0), u(w1)) with libm's log and cos, as a plain-Python
+    replay computes them (numpy's vectorised log/cos may differ in the last bit)."""
+    out = np.empty(u.shape[0], dtype=np.float64)
+    for i in range(u.shape[0]):
+        out[i] = normal_from_u(u[i, 0], u[i, 1])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def lognormal_mean1(z: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """exp(σZ − σ²/2) per row with libm's exp: a lognormal of mean 1."""
+    out = np.empty(z.shape[0], dtype=np.float64)
+    for i in range(z.shape[0]):
+        out[i] = math.exp(sigma[i] * z[i] - sigma[i] * sigma[i] / 2.0)
+    return out

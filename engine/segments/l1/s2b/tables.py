@@ -1,0 +1,35 @@
+"""Reading 2B's published alias tables back: the router over them (S6) and their raw bytes (S7, S8)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.core.state import StateContext
+from engine.kernels.router import RouterTables, load_router
+from engine.segments.l1.alias_layout import AliasLayoutPolicy
+from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, partition_dir
+
+
+def table_files(ctx: StateContext, which: tuple[str, str, str]) -> tuple[bytes, dict[str, Any]]:
+    """A blob and its index as published by this seed's S2 or S5."""
+    name, blob_name, index_name = which
+    base = partition_dir(ctx.root, name, ctx.mf, ctx.seed)
+    return (base / blob_name).read_bytes(), json.loads((base / index_name).read_text())
+
+
+def router_of(ctx: StateContext) -> RouterTables:
+    """The router over this world's site and group tables (digests and headers checked at load)."""
+    layout = ctx.policy("2B/alias_layout.yaml")
+    assert isinstance(layout, AliasLayoutPolicy)
+    members = ctx.read("s2_site_alias_members").sort("merchant_id", "tz_index", "member_index")
+    site_dir = partition_dir(ctx.root, SITE_ALIAS[0], ctx.mf, ctx.seed)
+    group_dir = partition_dir(ctx.root, GROUP_ALIAS[0], ctx.mf, ctx.seed)
+    return load_router(
+        json.loads((site_dir / SITE_ALIAS[2]).read_text()),
+        site_dir / SITE_ALIAS[1],
+        members["site_id"].to_numpy(),
+        json.loads((group_dir / GROUP_ALIAS[2]).read_text()),
+        group_dir / GROUP_ALIAS[1],
+        layout.layout(),
+    )
