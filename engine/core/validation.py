@@ -248,6 +248,8 @@ class Replay:
     compare: tuple[str, ...]
     rederive: Callable[[pl.DataFrame, PhiloxBlocks], pl.DataFrame]
     usage: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    # a family whose events are heavy (one event = thousands of blocks) may bring its own sample rule
+    rule: SampleRule | None = None
 
 
 def with_counter(
@@ -283,6 +285,7 @@ def _replay_family(
     rows = spec.rows
     n = rows.height
     counter = tuple(rows[f"c{i}"].to_numpy() for i in range(4))
+    rule = spec.rule or rule
     full = spec.usage is None or rule.size(n) == n
     picked = np.arange(n) if full else keyed_sample(spec.family, counter, n, rule)
     sample = rows[picked]

@@ -25,3 +25,34 @@ def test_probe_counts_and_membership(tiny_world: Path) -> None:
     assert summary["arrivals"] == P * per.height and summary["membership_violations"] == 0
     assert summary["slices_tested"] == len(summary["tests"])
     assert all(t["cells"] >= 2 and 0.0 <= t["p"] <= 1.0 for t in summary["tests"])
+
+
+def test_probe_replay_catches_a_moved_arrival(tiny_world: Path) -> None:
+    """The replay re-routes a merchant's arrivals from numpy's Philox and the blob bytes: moving one arrival
+    between two of its sites in the published table makes the digests differ."""
+    from engine.core.rng import family_key
+    from engine.core.validation import PhiloxBlocks
+    from engine.segments.l1.s2b.replay import probe
+    from tests.conftest import tiny_plan
+    from tests.segments.test_2b_s2_site_alias import files as site_files
+    from tests.segments.test_2b_s5_group_alias import files as group_files
+
+    table = part(tiny_world, "2B", "s6_router_probe")
+    members = part(tiny_world, "2B", "s2_site_alias_members")
+    mid = table.filter(pl.len().over("merchant_id") >= 3)["merchant_id"][0]
+    key = family_key(42, tiny_plan(tiny_world)["2B"].parameter_hash, "2B.probe")
+    spec = probe(table, site_files(tiny_world), group_files(tiny_world), members, P)
+    row = spec.rows.filter(pl.col("merchant_id") == mid)
+    assert spec.rederive(row, PhiloxBlocks(key))["routes"][0] == row["routes"][0]
+    sites = table.filter(pl.col("merchant_id") == mid).sort("observed", descending=True)
+    a, b = sites["site_id"][0], sites["site_id"][1]
+    moved = table.with_columns(
+        observed=pl.when(pl.col("site_id") == a)
+        .then(pl.col("observed") - 1)
+        .when(pl.col("site_id") == b)
+        .then(pl.col("observed") + 1)
+        .otherwise("observed")
+    )
+    spec = probe(moved, site_files(tiny_world), group_files(tiny_world), members, P)
+    row = spec.rows.filter(pl.col("merchant_id") == mid)
+    assert spec.rederive(row, PhiloxBlocks(key))["routes"][0] != row["routes"][0]

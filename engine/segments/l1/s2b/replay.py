@@ -17,10 +17,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from engine.core.rng import SampleRule
 from engine.core.validation import PhiloxBlocks, Replay, one_block_each, u01, with_counter
 from engine.segments.l1.s2b.policy import PROFILES, DayEffects, SiteWeights
 
 _LO32 = 0xFFFFFFFF
+# a probe event is one merchant's P ≥ 1,024 arrivals: 1 % of merchants, at least 20 (≥ 20,480 arrivals
+# replayed bit for bit), at any merchant count; the default rule would replay every merchant below 10^5
+PROBE_SAMPLE = SampleRule(share=0.01, min_rows=20, full_below=0)
 
 
 def _normal(w0: int, w1: int) -> float:
@@ -157,4 +161,4 @@ def probe(
             out.append(routes_digest([(t, s, c) for (t, s), c in tally.items()]))
         return pl.concat([pl.DataFrame({"routes": out}), usage(sample)], how="horizontal")
 
-    return Replay("2B.probe", rows, ("routes",), rederive, usage)
+    return Replay("2B.probe", rows, ("routes",), rederive, usage, PROBE_SAMPLE)
