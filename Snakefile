@@ -1,5 +1,5 @@
 # The closed-world fraud data engine. `snakemake --cores N --config preset=tiny output_root=DIR`.
-# Targets: all, seg1A, seg1B, seg2A, seg2B (later: seg3A … seg6B). See README.md and docs/.
+# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A (later: seg3B … seg6B). See README.md and docs/.
 
 configfile: f"{workflow.basedir}/config/config.yaml"
 
@@ -11,11 +11,13 @@ include: "rules/1A.smk"
 include: "rules/1B.smk"
 include: "rules/2A.smk"
 include: "rules/2B.smk"
+include: "rules/3A.smk"
 
 
 rule all:
     input:
         rules.seg2B.input,
+        rules.seg3A.input,
     default_target: True
 
 

@@ -122,6 +122,21 @@ SEGMENTS: dict[str, SegmentDef] = {
             upstream=("1B", "2A"),
             per_seed_upstream=True,
         ),
+        SegmentDef(
+            "3A",
+            "engine.segments.l1.s3a.policy",
+            policies=(
+                ("3A", "zone_escalation"),
+                ("3A", "zone_priors"),
+                ("2A", "tz_resolution"),
+                ("2A", "tz_overrides"),
+                ("CFG", "horizon"),
+                ("3A", "validation"),
+            ),
+            references=("ref_tz_polygons", "ref_tz_country", "ref_tzdb", "ref_countries"),
+            upstream=("1A", "1B", "2A"),
+            per_seed_upstream=True,
+        ),
     )
 }
 
@@ -190,5 +205,12 @@ STATES: dict[str, StateDef] = {
         _state("2B", 6, "s6_router_probe"),
         _state("2B", 7, "s7_audit"),
         _state("2B", 8, "s8_validation"),
+        _state("3A", 0, "s0_gate", per_seed=False, kind="gate"),
+        _state("3A", 1, "s1_escalation"),
+        _state("3A", 2, "s2_zone_priors", per_seed=False),
+        _state("3A", 3, "s3_zone_shares"),
+        _state("3A", 4, "s4_zone_counts"),
+        _state("3A", 5, "s5_zone_alloc"),
+        _state("3A", 6, "s6_validation"),
     )
 }

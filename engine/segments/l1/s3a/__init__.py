@@ -1,0 +1,1 @@
+"""Segment 3A: how each (merchant, legal country) pair's demand splits across its time zones."""
