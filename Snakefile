@@ -1,5 +1,5 @@
 # The closed-world fraud data engine. `snakemake --cores N --config preset=tiny output_root=DIR`.
-# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A (later: seg3B … seg6B). See README.md and docs/.
+# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A, seg3B (later: seg5A … seg6B). See README.md and docs/.
 
 configfile: f"{workflow.basedir}/config/config.yaml"
 
@@ -12,12 +12,14 @@ include: "rules/1B.smk"
 include: "rules/2A.smk"
 include: "rules/2B.smk"
 include: "rules/3A.smk"
+include: "rules/3B.smk"
 
 
 rule all:
     input:
         rules.seg2B.input,
         rules.seg3A.input,
+        rules.seg3B.input,
     default_target: True
 
 

@@ -137,6 +137,32 @@ SEGMENTS: dict[str, SegmentDef] = {
             upstream=("1A", "1B", "2A"),
             per_seed_upstream=True,
         ),
+        SegmentDef(
+            "3B",
+            "engine.segments.l1.s3b.policy",
+            policies=(
+                ("3B", "virtual_rules"),
+                ("3B", "settlement"),
+                ("3B", "edges"),
+                ("3B", "alias_layout"),
+                ("3B", "virtual_routing"),
+                ("3B", "validation"),
+                ("1A", "sectors"),
+                ("2A", "tz_resolution"),
+                ("2A", "tz_overrides"),
+                ("CFG", "horizon"),
+            ),
+            references=(
+                "ref_cities",
+                "ref_country_macro",
+                "ref_countries",
+                "ref_country_polygons",
+                "ref_tz_polygons",
+                "ref_tz_country",
+            ),
+            upstream=("1A", "1B", "2A"),
+            per_seed_upstream=True,
+        ),
     )
 }
 
@@ -212,5 +238,11 @@ STATES: dict[str, StateDef] = {
         _state("3A", 4, "s4_zone_counts"),
         _state("3A", 5, "s5_zone_alloc"),
         _state("3A", 6, "s6_validation"),
+        _state("3B", 0, "s0_gate", per_seed=False, kind="gate"),
+        _state("3B", 1, "s1_classify_settle"),
+        _state("3B", 2, "s2_edges"),
+        _state("3B", 3, "s3_edge_alias"),
+        _state("3B", 4, "s4_routing_policy"),
+        _state("3B", 5, "s5_validation"),
     )
 }

@@ -240,3 +240,50 @@ def route_keyed(
         w0, w1, _, _ = philox4x64_10(c0[i], c1[i], c2[i], c3[i], k0, k1)
         status[i], tz[i], site[i] = _route_one(t, merchant_ids[i], np.int64(day_index[i]), w0, w1)
     return status, tz, site
+
+
+# ---------------------------------------------------------------------------------------------- 3B edges
+
+
+class EdgeTables(NamedTuple):
+    """3B's edge tables (layer1 §3B.S3–S4): one slice per virtual or hybrid merchant, merchant_id order."""
+
+    merchant_ids: np.ndarray  # u64 [M], sorted
+    e_word: np.ndarray  # i64 [M], u32-word offset of the merchant's edge slice
+    e_first: np.ndarray  # i64 [M+1], the merchant's members are edge_ids[e_first[m]:e_first[m+1]]
+    edge_ids: np.ndarray  # u64 [members], in slice then member (edge_id) order
+    edge_u32: np.ndarray  # u32, the edge blob
+
+
+def load_edge_router(
+    edge_index: Mapping[str, Any],
+    edge_blob: bytes | str | Path,
+    member_edge_ids: Sequence[int] | np.ndarray,
+    layout: AliasLayout,
+) -> EdgeTables:
+    """Edge tables over `edge_alias.bin`. `member_edge_ids` is s3_edge_alias_members.edge_id in its PK order
+    (merchant_id, member_index). Checks the blob digest and every slice header against the index."""
+    words, digest, size = _words(edge_blob)
+    check_index_head(edge_index, size, digest, layout, "edge alias blob")
+    slices = sorted(edge_index["slices"], key=lambda s: int(s["merchant_id"]))
+    n = np.array([int(s["n"]) for s in slices], dtype=np.int64)
+    at = np.array([int(s["offset"]) // 4 for s in slices], dtype=np.int64)
+    first = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
+    ids = np.ascontiguousarray(member_edge_ids, dtype=np.uint64)
+    if ids.size != first[-1]:
+        raise ValueError(f"{ids.size} member edge ids for {first[-1]} slice members")
+    _check_headers(words, at, n, layout, "edge alias blob")
+    merchants = np.array([int(s["merchant_id"]) for s in slices], dtype=np.uint64)
+    return EdgeTables(merchants, at, first, ids, words)
+
+
+@njit(cache=True, nogil=True)
+def route_virtual(t: EdgeTables, merchant_id: np.uint64, w_edge: np.uint64) -> tuple[np.int64, np.uint64]:
+    """(status, edge_id) of one virtual arrival: the merchant's edge slice decoded on one raw lane w_edge
+    (§2B.S2's shared decoder); edge_id 0 (never an id) with status UNKNOWN_MERCHANT for a merchant without
+    edges (a physical one). Only that merchant's edges can come back."""
+    m = _row_of(t.merchant_ids, merchant_id)
+    if m < 0:
+        return np.int64(UNKNOWN_MERCHANT), np.uint64(0)
+    k = _draw(t.edge_u32, t.e_word[m], t.e_first[m + 1] - t.e_first[m], w_edge)
+    return np.int64(OK), t.edge_ids[t.e_first[m] + k]

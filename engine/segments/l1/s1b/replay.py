@@ -6,6 +6,8 @@ decode and the jitter rule are written out again in plain Python.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 import shapely
@@ -73,49 +75,62 @@ def jitter(
     )
 
     def rederive(sample: pl.DataFrame, gen: PhiloxBlocks) -> pl.DataFrame:
-        n = sample.height
-        lon0, lat0 = sample["lon_min"].to_numpy(), sample["lat_min"].to_numpy()
-        dlon, dlat = sample["lon_max"].to_numpy() - lon0, sample["lat_max"].to_numpy() - lat0
-        interior = sample["interior"].to_numpy()
         counters = sample.select("c0", "c1", "c2").rows()
-        country = sample["legal_country_iso"].to_numpy()
-        lon, lat = np.full(n, np.nan), np.full(n, np.nan)
-        attempts = np.full(n, max_attempts, dtype=np.int64)
-        pending = np.arange(n)
-        for t in range(max_attempts):
-            if pending.size == 0:
-                break
-            lanes = np.array([gen.block(*counters[i], t)[:2] for i in pending], dtype=np.uint64).reshape(
-                -1, 2
-            )
-            x = lon0[pending] + np.array([u01(int(w)) for w in lanes[:, 0]]) * dlon[pending]
-            y = lat0[pending] + np.array([u01(int(w)) for w in lanes[:, 1]]) * dlat[pending]
-            inside = interior[pending].copy()
-            for iso2 in np.unique(country[pending]):
-                mine = country[pending] == iso2
-                inside[mine] |= shapely.contains_xy(shapes.union(iso2), x[mine], y[mine])
-            done = pending[inside]
-            lon[done], lat[done], attempts[done] = x[inside], y[inside], t + 1
-            pending = pending[~inside]
-        for i in pending:
-            cell = shapely.box(lon0[i], lat0[i], lon0[i] + dlon[i], lat0[i] + dlat[i])
-            point = shapely.point_on_surface(shapely.intersection(cell, shapes.union(country[i])))
-            lon[i], lat[i] = shapely.get_x(point), shapely.get_y(point)
-        placement = np.where(np.isin(np.arange(n), pending), "FALLBACK", "JITTER")
-        return pl.DataFrame(
-            {
-                "lon_deg": np.where(lon >= 180.0, -180.0, lon),
-                "lat_deg": lat,
-                "placement": placement,
-                "attempts": attempts,
-                **usage_of(attempts),
-            }
-        )
+        return rederive_jitter(sample, gen, shapes, max_attempts, lambda i, t: (*counters[i], t))
 
     def usage(published: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(usage_of(published["attempts"].cast(pl.Int64).to_numpy()))
 
     return Replay("1B.jitter", rows, ("lon_deg", "lat_deg", "placement", "attempts"), rederive, usage)
+
+
+def rederive_jitter(
+    sample: pl.DataFrame,
+    gen: PhiloxBlocks,
+    shapes: CountryShapes,
+    max_attempts: int,
+    block_of: Callable[[int, int], tuple[int, int, int, int]],
+) -> pl.DataFrame:
+    """1B.S6's jitter replayed for rows with cell bounds, `interior` and `legal_country_iso`: attempt t of row
+    i reads lanes w0, w1 of block `block_of(i, t)` (1B: ⟨merchant_id, iso_num, site_order, t⟩; 3B's edges:
+    ⟨merchant_id, edge_seq, t, 0⟩)."""
+    n = sample.height
+    lon0, lat0 = sample["lon_min"].to_numpy(), sample["lat_min"].to_numpy()
+    dlon, dlat = sample["lon_max"].to_numpy() - lon0, sample["lat_max"].to_numpy() - lat0
+    interior = sample["interior"].to_numpy()
+    country = sample["legal_country_iso"].to_numpy()
+    lon, lat = np.full(n, np.nan), np.full(n, np.nan)
+    attempts = np.full(n, max_attempts, dtype=np.int64)
+    pending = np.arange(n)
+    for t in range(max_attempts):
+        if pending.size == 0:
+            break
+        lanes = np.array([gen.block(*block_of(int(i), t))[:2] for i in pending], dtype=np.uint64).reshape(
+            -1, 2
+        )
+        x = lon0[pending] + np.array([u01(int(w)) for w in lanes[:, 0]]) * dlon[pending]
+        y = lat0[pending] + np.array([u01(int(w)) for w in lanes[:, 1]]) * dlat[pending]
+        inside = interior[pending].copy()
+        for iso2 in np.unique(country[pending]):
+            mine = country[pending] == iso2
+            inside[mine] |= shapely.contains_xy(shapes.union(iso2), x[mine], y[mine])
+        done = pending[inside]
+        lon[done], lat[done], attempts[done] = x[inside], y[inside], t + 1
+        pending = pending[~inside]
+    for i in pending:
+        cell = shapely.box(lon0[i], lat0[i], lon0[i] + dlon[i], lat0[i] + dlat[i])
+        point = shapely.point_on_surface(shapely.intersection(cell, shapes.union(country[i])))
+        lon[i], lat[i] = shapely.get_x(point), shapely.get_y(point)
+    placement = np.where(np.isin(np.arange(n), pending), "FALLBACK", "JITTER")
+    return pl.DataFrame(
+        {
+            "lon_deg": np.where(lon >= 180.0, -180.0, lon),
+            "lat_deg": lat,
+            "placement": placement,
+            "attempts": attempts,
+            **usage_of(attempts),
+        }
+    )
 
 
 def usage_of(attempts: np.ndarray) -> dict[str, np.ndarray]:

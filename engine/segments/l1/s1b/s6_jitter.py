@@ -13,23 +13,31 @@ from engine.segments.l1.s1b.geo import CountryShapes
 from engine.segments.l1.s1b.policy import Placement
 
 
-def jitter_country(
-    key: tuple[int, int], sites: pl.DataFrame, country: shapely.Geometry, iso_num: int, max_attempts: int
+def jitter_points(
+    key: tuple[int, int],
+    words: tuple[np.ndarray | int, ...],
+    attempt_word: int,
+    cells: pl.DataFrame,
+    country: shapely.Geometry,
+    max_attempts: int,
 ) -> dict[str, np.ndarray]:
-    """All pending sites of one country try attempt t together (⟨merchant_id, iso_num, site_order, t⟩)."""
-    n = sites.height
-    lon0, lat0 = sites["lon_min"].to_numpy(), sites["lat_min"].to_numpy()
-    dlon = sites["lon_max"].to_numpy() - lon0
-    dlat = sites["lat_max"].to_numpy() - lat0
-    interior = sites["interior"].to_numpy()
-    mid, order = sites["merchant_id"].to_numpy(), sites["site_order"].to_numpy().astype(np.uint64)
+    """A uniform point in each row's cell (lon_min … lat_max, interior) and inside `country`; all pending rows
+    try attempt t together on counter `words` with word `attempt_word` set to t (1B.S6, reused by 3B.S2's
+    edges), then the fixed fallback point_on_surface(cell ∩ country)."""
+    n = cells.height
+    lon0, lat0 = cells["lon_min"].to_numpy(), cells["lat_min"].to_numpy()
+    dlon = cells["lon_max"].to_numpy() - lon0
+    dlat = cells["lat_max"].to_numpy() - lat0
+    interior = cells["interior"].to_numpy()
+    counter = [np.broadcast_to(np.asarray(w, dtype=np.uint64), (n,)) for w in words]
     lon, lat = np.full(n, np.nan), np.full(n, np.nan)
     attempts = np.zeros(n, dtype=np.int64)
     pending = np.arange(n)
     for t in range(max_attempts):
         if pending.size == 0:
             break
-        u = block_uniforms(key, mid[pending], iso_num, order[pending], t, lanes=2)
+        c = [np.uint64(t) if k == attempt_word else w[pending] for k, w in enumerate(counter)]
+        u = block_uniforms(key, *c, lanes=2)
         x = lon0[pending] + u[:, 0] * dlon[pending]
         y = lat0[pending] + u[:, 1] * dlat[pending]
         attempts[pending] = t + 1
@@ -46,6 +54,14 @@ def jitter_country(
         fallback[pending] = True
     lon = np.where(lon >= 180.0, -180.0, lon)
     return {"lon": lon, "lat": lat, "attempts": attempts, "fallback": fallback}
+
+
+def jitter_country(
+    key: tuple[int, int], sites: pl.DataFrame, country: shapely.Geometry, iso_num: int, max_attempts: int
+) -> dict[str, np.ndarray]:
+    """All pending sites of one country try attempt t together (⟨merchant_id, iso_num, site_order, t⟩)."""
+    words = (sites["merchant_id"].to_numpy(), iso_num, sites["site_order"].to_numpy().astype(np.uint64), 0)
+    return jitter_points(key, words, 3, sites, country, max_attempts)
 
 
 def run(ctx: StateContext) -> None:
