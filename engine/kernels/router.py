@@ -64,6 +64,28 @@ def _check_headers(words: np.ndarray, at: np.ndarray, n: np.ndarray, layout: Ali
         raise alias_error("E_2B_ALIAS_HEADER", f"header {head[bad[0]].tolist()} at word {at[bad[0]]}", what)
 
 
+def _slice_table(
+    index: Mapping[str, Any],
+    slices: Sequence[Mapping[str, Any]],
+    blob: bytes | str | Path,
+    member_ids: Sequence[int] | np.ndarray,
+    layout: AliasLayout,
+    what: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A per-slice blob (site or edge tables) checked against its index: (words, u32-word offset of each
+    slice, first member row of each slice + end, member ids). `slices` in member order."""
+    words, digest, size = _words(blob)
+    check_index_head(index, size, digest, layout, f"{what} alias blob")
+    n = np.array([int(s["n"]) for s in slices], dtype=np.int64)
+    at = np.array([int(s["offset"]) // 4 for s in slices], dtype=np.int64)
+    first = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
+    ids = np.ascontiguousarray(member_ids, dtype=np.uint64)
+    if ids.size != first[-1]:
+        raise ValueError(f"{ids.size} member {what} ids for {first[-1]} slice members")
+    _check_headers(words, at, n, layout, f"{what} alias blob")
+    return words, at, first, ids
+
+
 def load_router(
     site_index: Mapping[str, Any],
     site_blob: bytes | str | Path,
@@ -74,19 +96,12 @@ def load_router(
 ) -> RouterTables:
     """Router tables over the two blobs. `member_site_ids` is s2_site_alias_members.site_id in its PK order
     (= slice order, then member order). Checks both blob digests and every slice header against the index."""
-    sw, sdig, ssize = _words(site_blob)
-    gw, gdig, gsize = _words(group_blob)
-    check_index_head(site_index, ssize, sdig, layout, "site alias blob")
-    check_index_head(group_index, gsize, gdig, layout, "group alias blob")
-
     slices = site_index["slices"]
-    s_n = np.array([int(s["n"]) for s in slices], dtype=np.int64)
-    s_word = np.array([int(s["offset"]) // 4 for s in slices], dtype=np.int64)
-    s_first = np.concatenate([[0], np.cumsum(s_n)]).astype(np.int64)
-    site_ids = np.ascontiguousarray(member_site_ids, dtype=np.uint64)
-    if site_ids.size != s_first[-1]:
-        raise ValueError(f"{site_ids.size} member site ids for {s_first[-1]} slice members")
-    _check_headers(sw, s_word, s_n, layout, "site alias blob")
+    sw, s_word, s_first, site_ids = _slice_table(
+        site_index, slices, site_blob, member_site_ids, layout, "site"
+    )
+    gw, gdig, gsize = _words(group_blob)
+    check_index_head(group_index, gsize, gdig, layout, "group alias blob")
     row_of = {(int(s["merchant_id"]), int(s["tz_index"])): i for i, s in enumerate(slices)}
 
     ms = sorted(group_index["merchants"], key=lambda m: int(m["merchant_id"]))
@@ -181,13 +196,18 @@ def route_in_group(
     return np.int64(GROUP_WITHOUT_SITES), np.uint64(0)
 
 
+# rows per parallel chunk: inside a chunk the loop is sequential, so the merchant looked up last is reused
+# (5B emits arrivals in merchant order: one binary search per merchant and chunk, not per arrival)
+CHUNK = 8192
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _route_one(
-    t: RouterTables, mid: np.uint64, d: np.int64, w_group: np.uint64, w_site: np.uint64
+def _route_row(
+    t: RouterTables, m: np.int64, d: np.int64, w_group: np.uint64, w_site: np.uint64
 ) -> tuple[np.uint8, np.int32, np.uint64]:
-    """(status, tz_index, site_id) of one arrival; inlined into the batch loops (a real call per arrival
-    that takes the tables costs numba more than the draw itself once the tables outgrow the caches)."""
-    m = _row_of(t.merchant_ids, mid)
+    """(status, tz_index, site_id) of one arrival of merchant row m (−1: unknown); inlined into the batch
+    loops (a real call per arrival that takes the tables costs more than the draw once they outgrow the
+    caches)."""
     if m < 0:
         return np.uint8(UNKNOWN_MERCHANT), np.int32(-1), np.uint64(0)
     if d < 0 or d >= t.g_days[m]:
@@ -206,15 +226,18 @@ def route_batch(
     t: RouterTables, merchant_ids: np.ndarray, day_index: np.ndarray, w_group: np.ndarray, w_site: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row's (status u8, tz_index i32 (−1 if none), site_id u64 (0 if none)) from its two raw lanes,
-    rows in parallel (layer1 §2B.S6 target: ≥ 2·10^7 draws/s a core; docs/benchmarks.md)."""
+    chunks of rows in parallel (layer1 §2B.S6 target: ≥ 2·10^7 draws/s a core; docs/benchmarks.md)."""
     n = merchant_ids.shape[0]
     status = np.zeros(n, dtype=np.uint8)
     tz = np.full(n, -1, dtype=np.int32)
     site = np.zeros(n, dtype=np.uint64)
-    for i in prange(n):
-        status[i], tz[i], site[i] = _route_one(
-            t, merchant_ids[i], np.int64(day_index[i]), w_group[i], w_site[i]
-        )
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        last, m = np.uint64(0), np.int64(-1)  # 0 is never a merchant id
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            if merchant_ids[i] != last:
+                last = merchant_ids[i]
+                m = _row_of(t.merchant_ids, last)
+            status[i], tz[i], site[i] = _route_row(t, m, np.int64(day_index[i]), w_group[i], w_site[i])
     return status, tz, site
 
 
@@ -236,9 +259,14 @@ def route_keyed(
     status = np.zeros(n, dtype=np.uint8)
     tz = np.full(n, -1, dtype=np.int32)
     site = np.zeros(n, dtype=np.uint64)
-    for i in prange(n):
-        w0, w1, _, _ = philox4x64_10(c0[i], c1[i], c2[i], c3[i], k0, k1)
-        status[i], tz[i], site[i] = _route_one(t, merchant_ids[i], np.int64(day_index[i]), w0, w1)
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        last, m = np.uint64(0), np.int64(-1)
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            if merchant_ids[i] != last:
+                last = merchant_ids[i]
+                m = _row_of(t.merchant_ids, last)
+            w0, w1, _, _ = philox4x64_10(c0[i], c1[i], c2[i], c3[i], k0, k1)
+            status[i], tz[i], site[i] = _route_row(t, m, np.int64(day_index[i]), w0, w1)
     return status, tz, site
 
 
@@ -263,16 +291,8 @@ def load_edge_router(
 ) -> EdgeTables:
     """Edge tables over `edge_alias.bin`. `member_edge_ids` is s3_edge_alias_members.edge_id in its PK order
     (merchant_id, member_index). Checks the blob digest and every slice header against the index."""
-    words, digest, size = _words(edge_blob)
-    check_index_head(edge_index, size, digest, layout, "edge alias blob")
     slices = sorted(edge_index["slices"], key=lambda s: int(s["merchant_id"]))
-    n = np.array([int(s["n"]) for s in slices], dtype=np.int64)
-    at = np.array([int(s["offset"]) // 4 for s in slices], dtype=np.int64)
-    first = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
-    ids = np.ascontiguousarray(member_edge_ids, dtype=np.uint64)
-    if ids.size != first[-1]:
-        raise ValueError(f"{ids.size} member edge ids for {first[-1]} slice members")
-    _check_headers(words, at, n, layout, "edge alias blob")
+    words, at, first, ids = _slice_table(edge_index, slices, edge_blob, member_edge_ids, layout, "edge")
     merchants = np.array([int(s["merchant_id"]) for s in slices], dtype=np.uint64)
     return EdgeTables(merchants, at, first, ids, words)
 

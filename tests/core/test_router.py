@@ -165,3 +165,33 @@ def test_load_checks_digests_and_headers(world: dict, tmp_path) -> None:
     with pytest.raises(EngineError) as e:
         load_router(sindex, bytes(forged), [11, 12, 13], gindex, gblob, LAYOUT)
     assert e.value.code == "E_2B_ALIAS_HEADER"
+
+
+def test_runs_of_one_merchant_across_chunks_and_keyed_lanes(world: dict) -> None:
+    """Arrivals in merchant runs (as 5B emits them) that straddle the parallel chunks, with id 0 and unknown
+    merchants among them: route_batch and route_keyed (lanes w0, w1 of ⟨c0..c3⟩ drawn inside the loop)
+    both equal the by-hand decode, whose lanes come from numpy's Philox."""
+    from engine.core.validation import PhiloxBlocks
+    from engine.kernels.router import CHUNK, route_keyed
+
+    rng = np.random.default_rng(21)
+    runs = rng.integers(1, CHUNK, 8)
+    mid = np.repeat(rng.choice([0, 999, *range(1000, 1006)], runs.size), runs).astype(np.uint64)
+    n = mid.size
+    assert n > 2 * CHUNK
+    day = rng.integers(0, DAYS, n)
+    k = np.arange(n, dtype=np.uint64)
+    zero = np.zeros(n, dtype=np.uint64)
+    key = (0x1234, 0x5678)
+    status, tz, site = route_keyed(
+        world["t"], np.uint64(key[0]), np.uint64(key[1]), mid, k, zero, zero, mid, day
+    )
+    gen = PhiloxBlocks(key)
+    lanes = np.array([gen.block(int(mid[i]), i, 0, 0)[:2] for i in range(n)], dtype=np.uint64)
+    want = [
+        _route_by_hand(world, int(mid[i]), int(day[i]), int(lanes[i, 0]), int(lanes[i, 1])) for i in range(n)
+    ]
+    assert list(zip(status.tolist(), tz.tolist(), site.tolist(), strict=True)) == want
+    again = route_batch(world["t"], mid, day, lanes[:, 0].copy(), lanes[:, 1].copy())
+    assert all(np.array_equal(a, b) for a, b in zip(again, (status, tz, site), strict=True))
+    assert {0, 1}.issubset(set(status.tolist()))

@@ -188,9 +188,12 @@ def test_clean_world_passes_bundle_by_bundle(world: Path) -> None:
     res = verify(world)
     assert res.returncode == 0, res.stdout
     bundles = sorted(world.glob("data/layer1/*/validation/seed=42/*"))
+    assert [b.parts[-4] for b in bundles] == ["1A", "1B", "2A", "2B", "3A", "3B"]
     assert res.stdout == "".join(f"PASS {b}\n" for b in bundles)
     assert re.search(
-        r"^verify: 3 bundles, \d+ files \([\d.]+ MiB\) re-digested in [\d.]+ s: all PASS$", res.stderr, re.M
+        rf"^verify: {len(bundles)} bundles, \d+ files \([\d.]+ MiB\) re-digested in [\d.]+ s: all PASS$",
+        res.stderr,
+        re.M,
     )
     one_bundle = verify(bundles[0])  # a single bundle is verified with its gate, its data and its inputs
     assert one_bundle.returncode == 0 and one_bundle.stdout == f"PASS {bundles[0]}\n"
