@@ -15,7 +15,10 @@ from engine.states import STATES
 REPO = Path(__file__).resolve().parents[2]
 
 # states that draw nothing: they must start without numba (1A.S5/S7/S8/S9 read 1A.S3/S6 laws from common.py)
-NO_NUMBA = ["1A.S0", "1A.S5", "1A.S7", "1A.S8", "1A.S9", "1B.S0", "1B.S8", "2A.S0", "2A.S2", "2A.S4"]
+NO_NUMBA = [
+    *("1A.S0", "1A.S5", "1A.S7", "1A.S8", "1A.S9", "1B.S0", "1B.S8", "2A.S0", "2A.S2", "2A.S4"),
+    *("2B.S0", "2B.S4", "2B.S8", "3A.S0", "3A.S2", "3A.S4", "3A.S5", "3A.S6", "3B.S0", "3B.S4"),
+]
 
 
 def _loaded_after(imports: str) -> set[str]:

@@ -3,12 +3,14 @@ must be byte-compatible with 2B's, so both segments validate their copy of the p
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from engine.core.policy_model import FieldError, Strict
-from engine.kernels.alias_blob import AliasLayout
+
+if TYPE_CHECKING:
+    from engine.kernels.alias_blob import AliasLayout
 
 
 class AliasLayoutPolicy(Strict):
@@ -27,5 +29,8 @@ class AliasLayoutPolicy(Strict):
         return self
 
     def layout(self) -> AliasLayout:
-        """The kernels' view of the same fields (engine/kernels/alias_blob.py)."""
+        """The kernels' view of the same fields (engine/kernels/alias_blob.py; imported here so that
+        validating the policy loads no numba)."""
+        from engine.kernels.alias_blob import AliasLayout
+
         return AliasLayout(**self.model_dump())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,14 @@ def publish_json(ctx: StateContext, name: str, doc: dict[str, Any]) -> Path:
 def tier_values(n_sites: np.ndarray, thresholds: list[int], values: np.ndarray) -> np.ndarray:
     """The value of the tier with the largest threshold ≤ n, per merchant (tiers ascend from the first)."""
     return np.asarray(values)[np.searchsorted(np.asarray(thresholds), n_sites, side="right") - 1]
+
+
+def table_files(ctx: StateContext, which: tuple[str, str, str]) -> tuple[bytes, dict[str, Any]]:
+    """A blob and its index as published by this seed's S2 or S5."""
+    name, blob_name, index_name = which
+    base = partition_dir(ctx.root, name, ctx.mf, ctx.seed)
+    return (base / blob_name).read_bytes(), json.loads((base / index_name).read_text())
+
+
+def tzids_of(ctx: StateContext) -> dict[int, str]:
+    return dict(ctx.sealed_table("tz_in_use").select("tz_index", "tzid").iter_rows())

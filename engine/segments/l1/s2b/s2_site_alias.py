@@ -9,11 +9,7 @@ from engine.core.canonical import canonical_json_bytes
 from engine.core.state import StateContext
 from engine.kernels.alias_blob import write_slices
 from engine.segments.l1.alias_layout import AliasLayoutPolicy
-from engine.segments.l1.s2b.common import SITE_ALIAS, publish_files
-
-
-def tzids_of(ctx: StateContext) -> dict[int, str]:
-    return dict(ctx.sealed_table("tz_in_use").select("tz_index", "tzid").iter_rows())
+from engine.segments.l1.s2b.common import SITE_ALIAS, publish_files, tzids_of
 
 
 def run(ctx: StateContext) -> None:

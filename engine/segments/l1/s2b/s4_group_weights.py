@@ -6,7 +6,7 @@ import polars as pl
 
 from engine.core.errors import EngineError
 from engine.core.state import StateContext
-from engine.segments.l1.s2b.s2_site_alias import tzids_of
+from engine.segments.l1.s2b.common import tzids_of
 
 
 def group_weights(weights: pl.DataFrame, effects: pl.DataFrame) -> pl.DataFrame:

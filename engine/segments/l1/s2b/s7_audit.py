@@ -19,8 +19,7 @@ from engine.core.state import StateContext
 from engine.kernels.alias import integer_masses
 from engine.kernels.alias_blob import audit_day_blocks, audit_slices
 from engine.segments.l1.alias_layout import AliasLayoutPolicy
-from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, publish_json
-from engine.segments.l1.s2b.tables import table_files
+from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, publish_json, table_files
 
 P_GROUP_TOLERANCE = 1e-12
 

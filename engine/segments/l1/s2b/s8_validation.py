@@ -22,9 +22,8 @@ from engine.core.validation import (
     state_reports,
 )
 from engine.segments.l1.s2b import replay
-from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, partition_dir
+from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, partition_dir, table_files
 from engine.segments.l1.s2b.policy import Router
-from engine.segments.l1.s2b.tables import table_files
 
 SEEDED = ["s1_site_weights", "s2_site_alias_members", "s3_day_effects", "s4_group_weights", "s6_router_probe"]
 PRODUCERS = ["2B.S1", "2B.S2", "2B.S3", "2B.S4", "2B.S5", "2B.S6", "2B.S7"]

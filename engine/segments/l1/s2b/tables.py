@@ -1,21 +1,13 @@
-"""Reading 2B's published alias tables back: the router over them (S6) and their raw bytes (S7, S8)."""
+"""The router over 2B's published alias tables (S6)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from engine.core.state import StateContext
 from engine.kernels.router import RouterTables, load_router
 from engine.segments.l1.alias_layout import AliasLayoutPolicy
 from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, partition_dir
-
-
-def table_files(ctx: StateContext, which: tuple[str, str, str]) -> tuple[bytes, dict[str, Any]]:
-    """A blob and its index as published by this seed's S2 or S5."""
-    name, blob_name, index_name = which
-    base = partition_dir(ctx.root, name, ctx.mf, ctx.seed)
-    return (base / blob_name).read_bytes(), json.loads((base / index_name).read_text())
 
 
 def router_of(ctx: StateContext) -> RouterTables:
