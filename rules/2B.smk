@@ -54,7 +54,7 @@ rule seg2B_s1_site_weights:
     benchmark:
         job_benchmark("2B", "s1_site_weights"),
     resources:
-        mem_mb=800,
+        mem_mb=2400,
     params:
         state="2B.S1",
     conda:
@@ -78,7 +78,7 @@ rule seg2B_s2_site_alias:
     benchmark:
         job_benchmark("2B", "s2_site_alias"),
     resources:
-        mem_mb=800,
+        mem_mb=500,
     params:
         state="2B.S2",
     conda:
@@ -100,7 +100,7 @@ rule seg2B_s3_day_effects:
     benchmark:
         job_benchmark("2B", "s3_day_effects"),
     resources:
-        mem_mb=800,
+        mem_mb=1000,
     params:
         state="2B.S3",
     conda:
@@ -123,7 +123,7 @@ rule seg2B_s4_group_weights:
     benchmark:
         job_benchmark("2B", "s4_group_weights"),
     resources:
-        mem_mb=1200,
+        mem_mb=1000,
     params:
         state="2B.S4",
     conda:
@@ -146,7 +146,7 @@ rule seg2B_s5_group_alias:
     benchmark:
         job_benchmark("2B", "s5_group_alias"),
     resources:
-        mem_mb=1200,
+        mem_mb=600,
     params:
         state="2B.S5",
     conda:
@@ -171,7 +171,7 @@ rule seg2B_s6_router_probe:
     benchmark:
         job_benchmark("2B", "s6_router_probe"),
     resources:
-        mem_mb=2500,
+        mem_mb=2000,
     params:
         state="2B.S6",
     conda:
@@ -196,7 +196,7 @@ rule seg2B_s7_audit:
     benchmark:
         job_benchmark("2B", "s7_audit"),
     resources:
-        mem_mb=1500,
+        mem_mb=1100,
     params:
         state="2B.S7",
     conda:
@@ -226,7 +226,7 @@ rule seg2B_s8_validation:
     benchmark:
         job_benchmark("2B", "s8_validation"),
     resources:
-        mem_mb=1500,
+        mem_mb=900,
     params:
         state="2B.S8",
     conda:

@@ -53,7 +53,7 @@ rule seg3A_s1_escalation:
     benchmark:
         job_benchmark("3A", "s1_escalation"),
     resources:
-        mem_mb=800,
+        mem_mb=400,
     params:
         state="3A.S1",
     conda:
@@ -73,7 +73,7 @@ rule seg3A_s2_zone_priors:
     benchmark:
         job_benchmark("3A", "s2_zone_priors", seeded=False),
     resources:
-        mem_mb=5000,
+        mem_mb=4600,
     params:
         state="3A.S2",
     conda:
@@ -96,7 +96,7 @@ rule seg3A_s3_zone_shares:
     benchmark:
         job_benchmark("3A", "s3_zone_shares"),
     resources:
-        mem_mb=600,
+        mem_mb=400,
     params:
         state="3A.S3",
     conda:
@@ -119,7 +119,7 @@ rule seg3A_s4_zone_counts:
     benchmark:
         job_benchmark("3A", "s4_zone_counts"),
     resources:
-        mem_mb=600,
+        mem_mb=300,
     params:
         state="3A.S4",
     conda:
@@ -144,7 +144,7 @@ rule seg3A_s5_zone_alloc:
     benchmark:
         job_benchmark("3A", "s5_zone_alloc"),
     resources:
-        mem_mb=600,
+        mem_mb=300,
     params:
         state="3A.S5",
     conda:
@@ -172,7 +172,7 @@ rule seg3A_s6_validation:
     benchmark:
         job_benchmark("3A", "s6_validation"),
     resources:
-        mem_mb=800,
+        mem_mb=300,
     params:
         state="3A.S6",
     conda:

@@ -53,7 +53,7 @@ rule seg3B_s1_classify_settle:
     benchmark:
         job_benchmark("3B", "s1_classify_settle"),
     resources:
-        mem_mb=1500,
+        mem_mb=1300,
     params:
         state="3B.S1",
     conda:
@@ -75,7 +75,7 @@ rule seg3B_s2_edges:
     benchmark:
         job_benchmark("3B", "s2_edges"),
     resources:
-        mem_mb=2200,
+        mem_mb=5000,
     params:
         state="3B.S2",
     conda:
@@ -124,7 +124,7 @@ rule seg3B_s4_routing_policy:
     benchmark:
         job_benchmark("3B", "s4_routing_policy"),
     resources:
-        mem_mb=400,
+        mem_mb=300,
     params:
         state="3B.S4",
     conda:
@@ -151,7 +151,7 @@ rule seg3B_s5_validation:
     benchmark:
         job_benchmark("3B", "s5_validation"),
     resources:
-        mem_mb=2700,
+        mem_mb=6000,
     params:
         state="3B.S5",
     conda:
