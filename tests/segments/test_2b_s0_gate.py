@@ -55,3 +55,13 @@ def test_horizon_must_match_2a(tmp_path: Path) -> None:
             "2B.S0",
         )
     assert err.value.code == "E_HORIZON_MISMATCH"
+
+
+def test_an_unbuilt_day_effect_law_is_refused_not_ignored() -> None:
+    doc = {"distribution": "gamma_mean1", "sigma": [{"min_sites": 1, "sigma": 0.18}], "clip": [0.4, 2.5]}
+    with pytest.raises(EngineError) as err:
+        validate_policy("2B", "day_effects", doc, source="day_effects.yaml", state="2B.S0")
+    assert err.value.code == "E_POLICY_INVALID"
+    validate_policy(
+        "2B", "day_effects", {**doc, "distribution": "lognormal_mean1"}, source="x", state="2B.S0"
+    )

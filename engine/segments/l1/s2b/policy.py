@@ -71,7 +71,9 @@ class SigmaTier(Strict):
 
 
 class DayEffects(Strict):
-    distribution: Literal["lognormal_mean1", "gamma_mean1"]
+    # the spec's alternative gamma_mean1 (Marsaglia–Tsang, a variable lane count per row) is not built: the
+    # policy refuses it rather than let S3 draw something else than it names
+    distribution: Literal["lognormal_mean1"]
     sigma: list[SigmaTier] = Field(min_length=1)
     clip: pair(Positive)  # type: ignore[valid-type]
 
