@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from engine.core.policy_codes import Code
 
@@ -37,6 +37,15 @@ def ordered(lo_hi: tuple[float, float], *path: str | int) -> None:
     if lo_hi[0] > lo_hi[1]:
         raise FieldError(f"[{lo_hi[0]}, {lo_hi[1]}] is reversed: lo must not exceed hi", *path)
 
+
+def number_text(value: Any) -> Any:
+    """Text that may be written as a number (`--config` items, and so every override, read `1` as one): it
+    is sealed as its text, so `1` and `"1"` are one value."""
+    return str(value) if type(value) is int else value
+
+
+# a text field a YAML writer or the command line may give as a number (ids, versions, targets)
+NumberText = BeforeValidator(number_text, json_schema_input_type=str | int)
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from engine.core.errors import EngineError
@@ -11,7 +12,7 @@ from engine.core.layout import gate_dir
 from engine.segments.l1.s3b.policy import VirtualRules
 from engine.segments.l1.s3b.rules import check_reachable
 from engine.segments.l1.s3b.s0_gate import check_layout_version
-from tests.conftest import shipped_policy, tiny_plan
+from tests.conftest import REPO, shipped_policy, tiny_plan
 
 SECTORS = {"digital_goods": [5818, 5817], "travel": [4511, 4722, 7011], "other": [9399]}
 BETA = {"alpha": 3.5, "beta": 6.5, "clip": [0.05, 0.8]}
@@ -76,3 +77,16 @@ def test_sealed_upstream_carries_three_flags_and_the_tiles(tiny_world: Path) -> 
     ]
     receipt = json.loads((gate_dir(tiny_world, "3B", mf) / "s0_gate_receipt.json").read_text())
     assert {"rules_reachable", "layout_version", "hub_tiles", "horizon"} <= set(receipt["checks_passed"])
+
+
+def test_a_rule_version_given_as_a_number_is_its_text() -> None:
+    """`--config` items (and so every override) read `1` as a number; the version seals as the text "1"."""
+    from engine.core.config import load_run_config
+    from engine.core.policy import resolve_policy
+
+    shipped = yaml.safe_load((REPO / "config/policies/3B/virtual_rules.yaml").read_text())
+    rules = [{**r, "version": 1} for r in shipped["rules"]]
+    cfg = load_run_config({"preset": "tiny", "policy_overrides": {"3B": {"virtual_rules": {"rules": rules}}}})
+    assert resolve_policy("3B", "virtual_rules", cfg.policy_overrides) == resolve_policy(
+        "3B", "virtual_rules", {}
+    )

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from engine.core.policy_codes import Code
-from engine.core.policy_model import FieldError, Strict, validation_model
+from engine.core.policy_model import FieldError, NumberText, Strict, validation_model
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -24,12 +24,6 @@ def _iso_date(value: Any) -> Any:
     if type(value) is dt.date:
         return value
     raise ValueError(f"{value!r} is not a date: write YYYY-MM-DD")
-
-
-def _target_text(value: Any) -> Any:
-    """A site or MCC target may be written as a number (a `--config` value always reads as one): it is
-    sealed as its text, so `5411` and `"5411"` are one override."""
-    return str(value) if type(value) is int else value
 
 
 TzidCode = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"), Code("tzid")]
@@ -66,7 +60,7 @@ class OverrideEntry(Strict):
     scope: Literal["site", "mcc", "country"]
     target: Annotated[
         str,
-        BeforeValidator(_target_text, json_schema_input_type=str | int),
+        NumberText,
         Field(min_length=1),
         Code(by="scope"),
     ]

@@ -11,6 +11,7 @@ from engine.core.policy_model import (
     FieldError,
     Iso2,
     Mcc,
+    NumberText,
     Positive,
     Prob,
     Strict,
@@ -30,7 +31,7 @@ class Rule(Strict):
     """One classification rule; a condition left out matches everything (P99 leaves out all of them)."""
 
     id: Annotated[str, Field(pattern=r"^[A-Z][0-9]{2}$")]
-    version: Annotated[str, Field(min_length=1)]
+    version: Annotated[str, NumberText, Field(min_length=1)]
     sectors: list[Sector] | None = None
     mccs: list[Mcc] | None = None
     mcc_ranges: list[pair(Mcc)] | None = None  # type: ignore[valid-type]
