@@ -508,3 +508,31 @@ def test_same_clock_over_the_default_cache_window() -> None:
     same = same_clock_over(*load_run_config({"preset": "default"}).horizon.window())
     assert same("Asia/Bangkok", "Asia/Ho_Chi_Minh") and same("Europe/Brussels", "Europe/Luxembourg")
     assert not same("Asia/Dubai", "Indian/Kerguelen")  # zone1970.tab lists TF (Crozet) under Asia/Dubai
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.floats(-20, 20), st.floats(-20, 20)), min_size=1, max_size=60))
+def test_candidate_counts_equal_a_point_by_point_covers(points: list[tuple[float, float]]) -> None:
+    """The resolver queries from the parts' side (an STRtree over the points); per point, its count of
+    distinct candidate zones must equal shapely.covers tested part by part, edges and holes included."""
+    from engine.segments.l1.s2a.resolver import TzIndex, _candidates
+
+    parts = [
+        shapely.box(-10, -10, 0, 0),
+        shapely.box(0, -10, 10, 0),  # shares the edge x = 0 with the first: a point on it is in both
+        shapely.Polygon([(-15, 0), (15, 0), (0, 15)]),
+        shapely.box(-5, -5, 5, 5).difference(shapely.box(-1, -1, 1, 1)),  # a hole
+        shapely.box(12, -10, 14, -8),  # a second part of zone 0
+    ]
+    part_tz = np.array([0, 1, 2, 3, 0])
+    index = TzIndex(["A/a", "B/b", "C/c", "D/d"], parts, part_tz)
+    xy = np.array(points)
+    n = len(points)
+    code = np.zeros(n, dtype=np.int64)
+    allowed = np.arange(4, dtype=np.int64)  # country 0 lists every zone
+    count, single, _ = _candidates(index, xy[:, 0], xy[:, 1], code, allowed, np.full(4, 2**62))
+    for k, (x, y) in enumerate(points):
+        zones = {int(part_tz[i]) for i, g in enumerate(parts) if shapely.covers(g, shapely.Point(x, y))}
+        assert count[k] == len(zones)
+        if len(zones) == 1:
+            assert single[k] == zones.pop()

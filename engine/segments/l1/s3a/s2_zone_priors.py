@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import shapely
 
 from engine.core.errors import EngineError
 from engine.core.horizon import Horizon
@@ -16,22 +15,6 @@ from engine.segments.l1.s2a.s1_tz_lookup import overrides_of, same_clock_over, t
 from engine.segments.l1.s3a.policy import ZonePriors
 
 SUM_TOL = 1e-12
-
-
-class PartsFirstTree:
-    """Answers the resolver's `tree.query(points, predicate="covered_by")` from the other side: an STRtree
-    over the points, queried with each tz polygon part as a prepared geometry. GEOS defines covered_by(p, A)
-    as covers(A, p), so the (point, part) pairs are the same; for 10^5–10^6 tile centres against a thousand
-    detailed parts it is ~15× faster than testing each point against unprepared parts."""
-
-    def __init__(self, geoms: np.ndarray) -> None:
-        self.geoms = geoms
-
-    def query(self, points: np.ndarray, predicate: str) -> np.ndarray:
-        if predicate != "covered_by":
-            raise ValueError(f"only covered_by is answered, not {predicate}")
-        part, point = shapely.STRtree(points).query(self.geoms, predicate="covers")
-        return np.stack([point, part])
 
 
 def floor_shares(share: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +79,6 @@ def run(ctx: StateContext) -> None:
     tz_country = ctx.sealed_table("ref_tz_country")
     tzids = sorted(set(tz_country["tzid"].to_list()))
     index = TzIndex.from_table(tzids, ctx.sealed_table("ref_tz_polygons"))
-    index.tree = PartsFirstTree(index.geoms)  # type: ignore[assignment]
     tiles = (
         ctx.sealed_table("tile_index")
         .select("country_iso", "tile_id", "lon_c", "lat_c")
