@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel
 
-from engine.core.canonical import canonical_json_bytes, sha256_file
+from engine.core.canonical import canonical_json_bytes, sha256_file, sha256_hex
 from engine.core.contracts import PART_FILE, dataset_dir, dictionary, validate_table
 from engine.core.errors import EngineError
 from engine.core.gates import SealedInputs, read_input_table
@@ -111,24 +111,46 @@ class StateContext:
         self._check_recorded_digest(dataset, entry["owner"], path, seed_free)
         return read_input_table(path, state=self.state)
 
-    def _check_recorded_digest(self, dataset: str, owner: str, path: Path, seed_free: bool) -> None:
-        """Intra-segment reads must match the digest the producing state recorded in its run report."""
+    def _recorded_sha256(self, output: str, owner: str, seed_free: bool) -> str | None:
+        """The sha256 the producing state recorded for `output` in its run report (None if none)."""
         from engine.states import STATES
 
         report = report_file(
             self.root, self.segment, STATES[owner].name, self.mf, None if seed_free else self.seed
         )
-        recorded = {}
-        if report.is_file():
-            recorded = {o["dataset"]: o["sha256"] for o in json.loads(report.read_text())["outputs"]}
-        if recorded.get(dataset) != sha256_file(path):
+        if not report.is_file():
+            return None
+        return {o["dataset"]: o["sha256"] for o in json.loads(report.read_text())["outputs"]}.get(output)
+
+    def _digest_mismatch(self, output: str, owner: str, path: Path) -> EngineError:
+        return EngineError(
+            "E_SEALED_INPUT_DIGEST_MISMATCH",
+            f"{output} does not match the digest its producer {owner} recorded",
+            where=str(path),
+            fix=f"delete the partition and rerun so {owner} rebuilds it",
+            state=self.state,
+        )
+
+    def _check_recorded_digest(self, dataset: str, owner: str, path: Path, seed_free: bool) -> None:
+        """Intra-segment reads must match the digest the producing state recorded in its run report."""
+        if self._recorded_sha256(dataset, owner, seed_free) != sha256_file(path):
+            raise self._digest_mismatch(dataset, owner, path)
+
+    def read_recorded(self, path: Path, output: str, owner: str) -> bytes:
+        """The bytes of a non-table file (an alias blob, an index, JSON evidence) an earlier state of this
+        segment published and recorded as `output`, refused unless they match the sha256 it recorded."""
+        if not path.is_file():
             raise EngineError(
-                "E_SEALED_INPUT_DIGEST_MISMATCH",
-                f"{dataset} does not match the digest its producer {owner} recorded",
+                "E_INPUT_MISSING",
+                f"{output} has not been produced",
                 where=str(path),
-                fix=f"delete the partition and rerun so {owner} rebuilds it",
+                fix=f"run {owner} first",
                 state=self.state,
             )
+        data = path.read_bytes()
+        if self._recorded_sha256(output, owner, False) != sha256_hex(data):
+            raise self._digest_mismatch(output, owner, path)
+        return data
 
     def owner_report(self, owner: str, *, seed_free: bool = False) -> dict[str, Any]:
         from engine.states import STATES

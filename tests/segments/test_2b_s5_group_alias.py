@@ -52,3 +52,23 @@ def test_digest_fixed_but_masses_wrong_is_a_decode_error(tiny_world: Path) -> No
     with pytest.raises(EngineError) as err:
         audit_slices(blob, index, AliasLayout(), expected)
     assert err.value.code == "E_ALIAS_DECODE"
+
+
+def test_a_rewritten_index_is_refused_before_any_state_reads_it(tiny_world: Path, tmp_path: Path) -> None:
+    """An index rewritten with its blob untouched (its own digests still agree) is not the file 2B.S5
+    recorded: 2B.S7 stops on the recorded digest and names the file."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path / "world"
+    shutil.copytree(tiny_world, root, symlinks=True)
+    path = next(root.glob("data/layer1/2B/group_alias/seed=42/*/group_alias_index.json"))
+    path.chmod(0o644)
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=1))
+    mf = path.parent.name.removeprefix("manifest_fingerprint=")
+    cmd = [sys.executable, "-m", "engine", "run", "2B.S7", "--root", str(root), "--mf", mf, "--seed", "42"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "ERROR E_SEALED_INPUT_DIGEST_MISMATCH 2B.S7: group_alias_index does not match" in res.stderr
+    assert str(path) in res.stderr

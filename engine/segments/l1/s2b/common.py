@@ -13,9 +13,11 @@ from engine.core.layout import seg_dir
 from engine.core.publish import publish_partition
 from engine.core.state import StateContext
 
-# blob + index directories (published together, as one partition) and JSON evidence, by name
+# blob + index directories (published together, as one partition) and JSON evidence, by name, with the
+# state that publishes them
 SITE_ALIAS = ("site_alias", "site_alias.bin", "site_alias_index.json")
 GROUP_ALIAS = ("group_alias", "group_alias.bin", "group_alias_index.json")
+PRODUCER = {"site_alias": "2B.S2", "group_alias": "2B.S5", "s6_probe_summary": "2B.S6", "s7_audit": "2B.S7"}
 
 
 def partition_dir(root: Path, name: str, mf: str, seed: int | None) -> Path:
@@ -48,11 +50,22 @@ def tier_values(n_sites: np.ndarray, thresholds: list[int], values: np.ndarray) 
     return np.asarray(values)[np.searchsorted(np.asarray(thresholds), n_sites, side="right") - 1]
 
 
+def read_file(ctx: StateContext, name: str, fname: str) -> bytes:
+    """A file of an earlier 2B state's partition, refused unless it matches the sha256 its producer
+    recorded."""
+    path = partition_dir(ctx.root, name, ctx.mf, ctx.seed) / fname
+    return ctx.read_recorded(path, fname.split(".")[0], PRODUCER[name])
+
+
+def read_json(ctx: StateContext, name: str) -> Any:
+    """An earlier 2B state's JSON evidence file (<name>/<name>.json), digest-checked."""
+    return json.loads(read_file(ctx, name, f"{name}.json"))
+
+
 def table_files(ctx: StateContext, which: tuple[str, str, str]) -> tuple[bytes, dict[str, Any]]:
-    """A blob and its index as published by this seed's S2 or S5."""
+    """A blob and its index as published by this seed's S2 or S5, both digest-checked."""
     name, blob_name, index_name = which
-    base = partition_dir(ctx.root, name, ctx.mf, ctx.seed)
-    return (base / blob_name).read_bytes(), json.loads((base / index_name).read_text())
+    return read_file(ctx, name, blob_name), json.loads(read_file(ctx, name, index_name))
 
 
 def tzids_of(ctx: StateContext) -> dict[int, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import polars as pl
 
@@ -22,7 +20,7 @@ from engine.core.validation import (
     state_reports,
 )
 from engine.segments.l1.s2b import replay
-from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, partition_dir, table_files
+from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, read_json, table_files
 from engine.segments.l1.s2b.policy import Router
 
 SEEDED = ["s1_site_weights", "s2_site_alias_members", "s3_day_effects", "s4_group_weights", "s6_router_probe"]
@@ -100,12 +98,10 @@ def run(ctx: StateContext) -> None:
         same_keys(t["s2_site_alias_members"], weights, "site_id"),
         code="E_2B_COVERAGE",
     )
-    audit = json.loads((partition_dir(ctx.root, "s7_audit", ctx.mf, ctx.seed) / "s7_audit.json").read_text())
+    audit = read_json(ctx, "s7_audit")
     for check in audit["checks"]:
         book.structural(f"audit.{check['id']}", check["ok"], check["detail"], check["code"])
-    probe = json.loads(
-        (partition_dir(ctx.root, "s6_probe_summary", ctx.mf, ctx.seed) / "s6_probe_summary.json").read_text()
-    )
+    probe = read_json(ctx, "s6_probe_summary")
     site_blob, site_index = table_files(ctx, SITE_ALIAS)
     group_blob, group_index = table_files(ctx, GROUP_ALIAS)
     exact = all(c["ok"] for c in audit["checks"] if c["id"] in ("site_tables", "group_tables"))

@@ -7,7 +7,7 @@ import json
 from engine.core.state import StateContext
 from engine.kernels.router import RouterTables, load_router
 from engine.segments.l1.alias_layout import AliasLayoutPolicy
-from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, partition_dir
+from engine.segments.l1.s2b.common import GROUP_ALIAS, SITE_ALIAS, partition_dir, read_file
 
 
 def router_of(ctx: StateContext) -> RouterTables:
@@ -18,10 +18,10 @@ def router_of(ctx: StateContext) -> RouterTables:
     site_dir = partition_dir(ctx.root, SITE_ALIAS[0], ctx.mf, ctx.seed)
     group_dir = partition_dir(ctx.root, GROUP_ALIAS[0], ctx.mf, ctx.seed)
     return load_router(
-        json.loads((site_dir / SITE_ALIAS[2]).read_text()),
+        json.loads(read_file(ctx, SITE_ALIAS[0], SITE_ALIAS[2])),  # digest-checked; the blob against it
         site_dir / SITE_ALIAS[1],
         members["site_id"].to_numpy(),
-        json.loads((group_dir / GROUP_ALIAS[2]).read_text()),
+        json.loads(read_file(ctx, GROUP_ALIAS[0], GROUP_ALIAS[2])),
         group_dir / GROUP_ALIAS[1],
         layout.layout(),
     )

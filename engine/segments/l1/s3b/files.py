@@ -9,7 +9,6 @@ from typing import Any
 
 from engine.core.canonical import canonical_json_bytes, hash_parts, sha256_file, sha256_hex
 from engine.core.contracts import dataset_file
-from engine.core.errors import EngineError
 from engine.core.layout import seg_dir
 from engine.core.publish import publish_bytes
 from engine.core.state import StateContext
@@ -42,18 +41,7 @@ def read_file(ctx: StateContext, name: str) -> bytes:
     """The bytes of an earlier 3B state's file, refused unless they match its recorded sha256."""
     assert ctx.seed is not None
     path = file_path(ctx.root, name, ctx.seed, ctx.mf)
-    owner = FILES[name][1]
-    recorded = {o["dataset"]: o["sha256"] for o in ctx.owner_report(owner)["outputs"]}
-    data = path.read_bytes() if path.is_file() else None
-    if data is None or recorded.get(name.rsplit(".", 1)[0]) != sha256_hex(data):
-        raise EngineError(
-            "E_SEALED_INPUT_DIGEST_MISMATCH",
-            f"{name} is missing or differs from the digest {owner} recorded",
-            where=str(path),
-            fix=f"delete the partition and rerun so {owner} rebuilds it",
-            state=ctx.state,
-        )
-    return data
+    return ctx.read_recorded(path, name.rsplit(".", 1)[0], FILES[name][1])
 
 
 def read_json(ctx: StateContext, name: str) -> Any:
