@@ -30,10 +30,51 @@ def _run_state(args: argparse.Namespace) -> int:
         raise EngineError(
             "E_CONFIG_INVALID", f"{sdef.id} runs per seed", where="--seed", fix="pass --seed", state=sdef.id
         )
-    ctx = StateContext(root, sdef.segment, sdef.id, sdef.name, args.mf, args.seed if sdef.per_seed else None)
+    ctx = StateContext(
+        root,
+        sdef.segment,
+        sdef.id,
+        sdef.name,
+        args.mf,
+        args.seed if sdef.per_seed else None,
+        scenario=_partition_arg(args.scenario, sdef.per_scenario, "scenario", sdef.id),
+        shard=_partition_arg(args.shard, sdef.sharded, "shard", sdef.id),
+        shards=args.shards,
+        scenarios=tuple(s for s in (args.scenarios or "").split(",") if s),
+    )
+    if ctx.shard is not None and not 0 <= ctx.shard < ctx.shards:
+        raise EngineError(
+            "E_CONFIG_INVALID",
+            f"shard {ctx.shard} is outside 0..{ctx.shards - 1}",
+            where="--shard",
+            fix="pass a shard below --shards",
+            state=sdef.id,
+        )
     module.run(ctx)
     ctx.finish()
     return 0
+
+
+def _partition_arg(value: object, needed: bool, name: str, state: str) -> object:
+    """--scenario / --shard: required by a state that runs per scenario / shard, refused by one that does not
+    (a stray token would name a partition the state never writes)."""
+    if needed and value is None:
+        raise EngineError(
+            "E_CONFIG_INVALID",
+            f"{state} runs per {name}",
+            where=f"--{name}",
+            fix=f"pass --{name}",
+            state=state,
+        )
+    if not needed and value is not None:
+        raise EngineError(
+            "E_CONFIG_INVALID",
+            f"{state} does not run per {name}",
+            where=f"--{name}",
+            fix=f"drop --{name}",
+            state=state,
+        )
+    return value
 
 
 def _spec(path: str | None, state: str) -> dict[str, object]:
@@ -129,6 +170,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--root", default=".")
     run.add_argument("--seed", type=int)
     run.add_argument("--mf", help="the segment's manifest_fingerprint")
+    run.add_argument("--scenario", help="layer 2/3: the scenario a per-scenario state builds")
+    run.add_argument("--shard", type=int, help="layer 2/3: the shard a sharded state builds")
+    run.add_argument("--shards", type=int, default=1, help="layer 2/3: the run's shard count")
+    run.add_argument("--scenarios", help="layer 2/3: the run's scenarios, comma-separated")
     run.add_argument("--spec-file", help="S0/ingress: the segment spec JSON file the plan wrote")
     run.set_defaults(func=_run_state)
     ref = sub.add_parser("ref-build", help="build one reference artefact into its build folder")

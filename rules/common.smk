@@ -38,6 +38,9 @@ workdir: str(ROOT)
 
 
 SEEDS = list(CFG.seeds)
+# layer 2/3 partitions: which scenarios run and how many shards (paths only, never values or fingerprints)
+SCENARIOS = list(CFG.scenarios)
+SHARDS = list(range(CFG.shards))
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 ENGINE = ("python" if _CONDA else shlex.quote(sys.executable)) + " -m engine"
 ENV = f"PYTHONPATH={shlex.quote(str(Path(workflow.basedir)))}${{PYTHONPATH:+:$PYTHONPATH}} ENGINE_RNG_EVENT_LOG={CFG.rng_event_log}"
@@ -46,11 +49,14 @@ QROOT = shlex.quote(str(ROOT))
 
 wildcard_constraints:
     seed=r"\d+",
+    scenario=r"[a-z][a-z0-9_]{0,31}",
+    shard=r"\d+",
 
 
-def ds(name, mf, seed="{seed}"):
-    """A dataset's part file; `seed` stays a wildcard unless given."""
-    return str(dataset_file(ROOT, name, mf=mf, seed=seed))
+def ds(name, mf, seed="{seed}", scenario="{scenario}", shard="{shard}"):
+    """A dataset's first part file; seed, scenario and shard stay wildcards unless given (a streamed
+    partition may hold more parts: its run report, also an output, vouches for all of them)."""
+    return str(dataset_file(ROOT, name, mf=mf, seed=seed, scenario=scenario, shard=shard))
 
 
 def policy_files(seg):
@@ -64,34 +70,51 @@ def reference_files(seg):
     return out
 
 
-def state_report(seg, name, seeded=True):
-    return str(report_file(ROOT, seg, name, PLAN[seg].manifest_fingerprint, "{seed}" if seeded else None))
+def state_report(seg, name, seeded=True, scenario=False, shard=False):
+    return str(
+        report_file(
+            ROOT,
+            seg,
+            name,
+            PLAN[seg].manifest_fingerprint,
+            "{seed}" if seeded else None,
+            "{scenario}" if scenario else None,
+            "{shard}" if shard else None,
+        )
+    )
 
 
-def _job_file(kind, seg, name, seeded, filename):
-    """Per job, scoped like its outputs (seed, manifest_fingerprint), never by run_id: Snakemake needs the
-    same path at every parse, and a rerun of the job overwrites its own."""
+def _job_file(kind, seg, name, seeded, filename, scenario=False, shard=False):
+    """Per job, scoped like its outputs (seed, manifest_fingerprint, scenario, shard), never by run_id:
+    Snakemake needs the same path at every parse, and a rerun of the job overwrites its own."""
     seed = ["seed={seed}"] if seeded else []
     mf = f"manifest_fingerprint={PLAN[seg].manifest_fingerprint}"
-    return str(ROOT.joinpath(kind, seg, name, *seed, mf, filename))
+    parts = ["scenario_id={scenario}"] if scenario else []
+    parts += ["shard={shard}"] if shard else []
+    return str(ROOT.joinpath(kind, seg, name, *seed, mf, *parts, filename))
 
 
-def job_log(seg, name, seeded=True):
+def job_log(seg, name, seeded=True, scenario=False, shard=False):
     """The job's stdout and stderr; Snakemake names it when the job fails, onerror reprints its ERROR line."""
-    return _job_file("logs", seg, name, seeded, "job.log")
+    return _job_file("logs", seg, name, seeded, "job.log", scenario, shard)
 
 
-def job_benchmark(seg, name, seeded=True):
+def job_benchmark(seg, name, seeded=True, scenario=False, shard=False):
     """Snakemake's wall time and max RSS of the job (docs/benchmarks.md sizes mem_mb from these)."""
-    return _job_file("benchmarks", seg, name, seeded, "benchmark.tsv")
+    return _job_file("benchmarks", seg, name, seeded, "benchmark.tsv", scenario, shard)
 
 
 TO_LOG = " > {log:q} 2>&1"
 
 
-def run_state(mf, seeded=True):
-    """The shell line of a state rule with `params.state`; all its output goes to the job's log."""
+def run_state(mf, seeded=True, scenario=False, shard=False, layer2=False):
+    """The shell line of a state rule with `params.state`; all its output goes to the job's log. A layer-2/3
+    state also gets the run's scenarios and shard count (`layer2`), and its own scenario and shard."""
     seed = " --seed {wildcards.seed}" if seeded else ""
+    if layer2 or scenario or shard:
+        seed += f" --scenarios {','.join(SCENARIOS)} --shards {len(SHARDS)}"
+    seed += " --scenario {wildcards.scenario}" if scenario else ""
+    seed += " --shard {wildcards.shard}" if shard else ""
     return f"{{ENV}} {{ENGINE}} run {{params.state}} --root {{QROOT}} --mf {mf}{seed}{TO_LOG}"
 
 
@@ -140,6 +163,8 @@ rule policy_file:
         str(ROOT / "policies/{pseg}/{pname}/sha256={digest}.yaml"),
     log:
         str(ROOT / "logs/policies/{pseg}/{pname}/sha256={digest}.log"),
+    wildcard_constraints:
+        pseg=r"[^/]+",  # a pack name may hold a folder (5A's scenarios/<id>), a segment never
     run:
         publish_local(output[0], POLICY_BYTES, (wildcards.pseg, wildcards.pname, wildcards.digest), log[0])
 

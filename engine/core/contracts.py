@@ -27,12 +27,17 @@ DTYPES: dict[str, pl.DataType] = {
     "u16": pl.UInt16(),
     "u32": pl.UInt32(),
     "u64": pl.UInt64(),
+    "i16": pl.Int16(),
     "i32": pl.Int32(),
     "i64": pl.Int64(),
+    "f32": pl.Float32(),
     "f64": pl.Float64(),
     "bool": pl.Boolean(),
     "str": pl.String(),
     "date": pl.Date(),
+    "ts": pl.Datetime("us", "UTC"),  # UTC microseconds
+    "lts": pl.Datetime("us"),  # local wall-clock microseconds, no zone
+    "cat": pl.Categorical(),  # dictionary-encoded string; its closed vocabulary is the column's enum
 }
 
 
@@ -99,10 +104,17 @@ def _fail(code: str, what: str, where: str, state: str) -> EngineError:
     )
 
 
+def _categorical(series: pl.Series) -> bool:
+    return isinstance(series.dtype, pl.Categorical | pl.Enum)
+
+
 def _check_column(series: pl.Series, spec: dict[str, Any]) -> str | None:
     """Return a description of the first violation in this column, or None."""
     want = DTYPES[spec["dtype"]]
-    if series.dtype != want:
+    if spec["dtype"] == "cat":  # Categorical, or an Enum (a categorical with a vocabulary fixed in advance)
+        if not _categorical(series):
+            return f"dtype {series.dtype} is not categorical"
+    elif series.dtype != want:
         return f"dtype {series.dtype} != {want}"
     nulls = series.null_count()
     if nulls and not spec.get("nullable", False):
@@ -124,29 +136,45 @@ def _check_column(series: pl.Series, spec: dict[str, Any]) -> str | None:
             if n_bad:
                 return f"{n_bad} values {label} {spec[key]}"
     if "enum" in spec:
-        outside = values.filter(~values.is_in(spec["enum"]))
+        distinct = values.unique().cast(pl.String) if _categorical(values) else values
+        outside = distinct.filter(~distinct.is_in(spec["enum"]))
         if len(outside):
             return f"values outside enum, e.g. {outside[0]!r}"
     if "pattern" in spec:
-        bad_pat = values.filter(~values.str.contains(spec["pattern"]))
+        texts = values.unique().cast(pl.String) if _categorical(values) else values
+        bad_pat = texts.filter(~texts.str.contains(spec["pattern"]))
         if len(bad_pat):
             return f"values not matching {spec['pattern']}, e.g. {bad_pat[0]!r}"
     return None
 
 
-def validate_table(df: pl.DataFrame, ref: str, *, where: str, state: str, code: str = "E_SCHEMA") -> None:
-    """Column-wise contract check of a whole table; raises `code` naming the first violation."""
+def validate_table(
+    df: pl.DataFrame, ref: str, *, where: str, state: str, code: str = "E_SCHEMA", keys: bool = True
+) -> None:
+    """Column-wise contract check of a whole table; raises `code` naming the first violation.
+
+    `keys=False` skips the primary- and unique-key checks: a streamed batch is only part of its table, so
+    its keys are checked by the segment's validation state over the whole table."""
     schema = table_schema(ref)
-    if list(df.columns) != list(schema.columns):
-        raise _fail(code, f"columns {df.columns} != contract {list(schema.columns)}", where, state)
-    for col, spec in schema.columns.items():
-        problem = _check_column(df[col], spec)
-        if problem:
-            raise _fail(code, f"column {col}: {problem}", where, state)
-    for key in (schema.primary_key, *schema.unique):
+    validate_columns(df, ref, list(schema.columns), where=where, state=state, code=code)
+    for key in (schema.primary_key, *schema.unique) if keys else ():
         dupes = df.select(key).is_duplicated().sum()
         if dupes:
             raise _fail(code, f"{dupes} rows duplicate key {list(key)}", where, state)
+
+
+def validate_columns(
+    df: pl.DataFrame, ref: str, columns: list[str], *, where: str, state: str, code: str = "E_SCHEMA"
+) -> None:
+    """Check that `df` holds exactly the contract's `columns` (in order), each column as a whole: a
+    streamed table checks its constant identity columns once and each batch's data columns."""
+    schema = table_schema(ref)
+    if list(df.columns) != columns:
+        raise _fail(code, f"columns {df.columns} != contract {columns}", where, state)
+    for col in columns:
+        problem = _check_column(df[col], schema.columns[col])
+        if problem:
+            raise _fail(code, f"column {col}: {problem}", where, state)
 
 
 @cache
@@ -154,13 +182,35 @@ def dictionary() -> dict[str, dict[str, Any]]:
     return yaml12.load((CONTRACTS_DIR / "dictionary.yaml").read_text())["datasets"]
 
 
-def dataset_dir(root: Path, dataset: str, *, mf: str, seed: int | None = None) -> Path:
+def dataset_dir(
+    root: Path,
+    dataset: str,
+    *,
+    mf: str,
+    seed: int | str | None = None,
+    scenario: str | None = None,
+    shard: int | str | None = None,
+) -> Path:
+    """The partition folder; a layer-2/3 path may carry `{scenario}` and `{shard}` (README §5 order)."""
     entry = dictionary()[dataset]
-    return root / entry["path"].format(mf=mf, seed=seed)
+    return root / entry["path"].format(mf=mf, seed=seed, scenario=scenario, shard=shard)
+
+
+def path_tokens(dataset: str) -> set[str]:
+    """The identity tokens of a dataset's path: a subset of {seed, scenario, shard} (mf is always there)."""
+    path = dictionary()[dataset]["path"]
+    return {t for t in ("seed", "scenario", "shard") if "{" + t + "}" in path}
 
 
 PART_FILE = "part-00000.parquet"
+PART_GLOB = "part-*.parquet"
 
 
-def dataset_file(root: Path, dataset: str, *, mf: str, seed: int | None = None) -> Path:
-    return dataset_dir(root, dataset, mf=mf, seed=seed) / PART_FILE
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def dataset_file(root: Path, dataset: str, **partition: Any) -> Path:
+    """The first (often only) part file of a partition (`partition`: dataset_dir's mf, seed, scenario,
+    shard); a streamed partition may hold part-00001… after it."""
+    return dataset_dir(root, dataset, **partition) / PART_FILE

@@ -87,6 +87,21 @@ class SealedInputs:
     def parameter_hash(self) -> str:
         return str(self.doc["parameter_hash"])
 
+    def parts(self, dataset: str, *, scenario: str | None = None, shard: int | None = None) -> list[Path]:
+        """The digest-checked part files of a sealed upstream dataset partition (sealing.seal_upstream's ids:
+        the bare name for a single-part layer-1 dataset, else name/scenario_id=…/shard=…/part-…)."""
+        if scenario is None and shard is None and dataset in self.inputs:
+            return [self.path(dataset)]
+        prefix = dataset
+        if scenario is not None:
+            prefix += f"/scenario_id={scenario}"
+        if shard is not None:
+            prefix += f"/shard={shard}"
+        ids = sorted(i for i in self.inputs if i.startswith(prefix + "/part-"))
+        if not ids:
+            self.path(prefix)  # raises E_UNSEALED_READ naming the partition
+        return [self.path(i) for i in ids]
+
     def path(self, input_id: str) -> Path:
         """Path of a sealed input, after checking its bytes still match the sealed digest."""
         entry = self.inputs.get(input_id)

@@ -9,6 +9,26 @@ import numpy as np
 from engine.core.canonical import hash_parts
 
 MASK63 = (1 << 63) - 1
+_SPLITMIX_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_SPLITMIX_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser (Steele, Lea & Flood 2014) of each uint64, wrapping: it spreads sequential
+    or structured ids evenly, so `splitmix64(merchant_id) mod shards` balances shards."""
+    z = np.asarray(x, dtype=np.uint64).copy()
+    with np.errstate(over="ignore"):
+        z ^= z >> np.uint64(30)
+        z *= _SPLITMIX_M1
+        z ^= z >> np.uint64(27)
+        z *= _SPLITMIX_M2
+        z ^= z >> np.uint64(31)
+    return z
+
+
+def shard_of(merchant_id: np.ndarray, shards: int) -> np.ndarray:
+    """The shard of each merchant (layer2_3.md §0.3): splitmix64(merchant_id) mod shards, as uint16."""
+    return (splitmix64(merchant_id) % np.uint64(shards)).astype(np.uint16)
 
 
 def hid(tag: str, *parts: str | int) -> int:

@@ -23,12 +23,26 @@ def bundle_dir(root: Path, seg: str, seed: int, mf: str) -> Path:
     return seg_dir(root, seg) / "validation" / f"seed={seed}" / f"manifest_fingerprint={mf}"
 
 
-def report_file(root: Path, seg: str, state: str, mf: str, seed: int | None = None) -> Path:
-    """Per-state run report; `state` is the short name (e.g. s1_hurdle)."""
+def report_file(
+    root: Path,
+    seg: str,
+    state: str,
+    mf: str,
+    seed: int | str | None = None,
+    scenario: str | None = None,
+    shard: int | str | None = None,
+) -> Path:
+    """Per-state run report; `state` is the short name (e.g. s1_hurdle). A scenario or sharded state has one
+    per (scenario, shard), scoped like its outputs."""
     base = root / "reports" / seg / state
     if seed is not None:
         base = base / f"seed={seed}"
-    return base / f"manifest_fingerprint={mf}" / "run_report.json"
+    base = base / f"manifest_fingerprint={mf}"
+    if scenario is not None:
+        base = base / f"scenario_id={scenario}"
+    if shard is not None:
+        base = base / f"shard={shard}"
+    return base / "run_report.json"
 
 
 def failed_checks_file(root: Path, seg: str, seed: int, mf: str) -> Path:

@@ -75,6 +75,8 @@ class SegmentPlan:
     extra: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
+    scenarios: list[str] = field(default_factory=list)
+    shards: int = 0
 
     def spec(self) -> dict[str, Any]:
         """What the segment's S0 needs to seal and to recompute the identity."""
@@ -89,6 +91,7 @@ class SegmentPlan:
             "upstream": self.upstream,
             **self.files,
             **({"seeds": self.seeds} if self.seeds else {}),
+            **({"scenarios": self.scenarios, "shards": self.shards} if self.scenarios else {}),
         }
 
 
@@ -156,5 +159,9 @@ def build_plan(cfg: RunConfig, cache: DigestCache | None = None) -> dict[str, Se
             extra=extra,
         )
         seeds = list(cfg.seeds) if sdef.per_seed_upstream else []
-        plans[seg] = SegmentPlan(seg, policies, refs, upstream, ph, mf, extra, files, seeds)
+        scenarios = list(cfg.scenarios) if sdef.per_scenario else []
+        shards = cfg.shards if sdef.per_scenario else 0
+        plans[seg] = SegmentPlan(
+            seg, policies, refs, upstream, ph, mf, extra, files, seeds, scenarios, shards
+        )
     return plans

@@ -65,6 +65,21 @@ class RngLedger:
         for family, tally in other._families.items():
             self._add(family, replace(tally))
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, dict[str, Any]]) -> RngLedger:
+        """The ledger `as_dict` wrote (a run report's rng_accounting), to merge shards' reports."""
+        ledger = cls()
+        for family, t in doc.items():
+            ledger.record(
+                family,
+                int(t["draws"]),
+                int(t["blocks"]),
+                int(t["counter_lo"]),
+                int(t["counter_hi"]),
+                streams=int(t["streams"]),
+            )
+        return ledger
+
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """JSON-ready, sorted by family; counter bounds as decimal strings (JSON numbers stop at 2^53)."""
         return {

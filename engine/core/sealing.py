@@ -157,17 +157,40 @@ def write_gate(
 
 
 def _bundle_output_digests(bundle: Path) -> dict[str, str]:
-    """dataset → sha256 of every output the bundle's state reports vouch for."""
+    """Relative path → sha256 of every output file the bundle's state reports vouch for."""
     reports = json.loads((bundle / "state_reports.json").read_text())
-    return {o["dataset"]: o["sha256"] for doc in reports.values() for o in doc.get("outputs", [])}
+    return {o["path"]: o["sha256"] for doc in reports.values() for o in doc.get("outputs", [])}
+
+
+def upstream_partitions(spec: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+    """The partitions of upstream dataset `name` a seed's world holds, as (sealed-id prefix, path tokens):
+    one for a layer-1 dataset, one per scenario and shard where its path carries those tokens."""
+    from engine.core.contracts import path_tokens
+
+    tokens = path_tokens(name)
+    scenarios: list[str | None] = list(spec["scenarios"]) if "scenario" in tokens else [None]
+    shards: list[int | None] = list(range(spec["shards"])) if "shard" in tokens else [None]
+    out = []
+    for scenario in scenarios:
+        for shard in shards:
+            prefix = name
+            if scenario is not None:
+                prefix += f"/scenario_id={scenario}"
+            if shard is not None:
+                prefix += f"/shard={shard}"
+            out.append((prefix, {"scenario": scenario, "shard": shard}))
+    return out
 
 
 def seal_upstream(
     root: Path, spec: dict[str, Any], seeds: list[int], datasets: dict[str, list[str]], state: str
 ) -> None:
     """Per seed: verify every upstream segment's flag (no PASS, no read), digest the upstream datasets
-    this segment reads, and publish gate/seed=…/…/sealed_upstream.json."""
-    from engine.core.contracts import dataset_file, dictionary
+    this segment reads, and publish gate/seed=…/…/sealed_upstream.json.
+
+    A single-part layer-1 dataset is sealed under its name; a partition per scenario or shard, or one of
+    several parts, under `name/scenario_id=…/shard=…/part-…` (read back with SealedInputs.parts)."""
+    from engine.core.contracts import PART_GLOB, dataset_dir, dictionary
     from engine.core.gates import UPSTREAM, require_passed
     from engine.core.layout import bundle_dir
 
@@ -181,24 +204,25 @@ def seal_upstream(
             passed = _bundle_output_digests(bundle)
             for name in names:
                 seeded = "{seed}" in dictionary()[name]["path"]
-                path = dataset_file(root, name, mf=up_mf, seed=seed if seeded else None)
-                digest = sha256_file(path)
-                if passed.get(name) != digest:
-                    raise EngineError(
-                        "E_SEALED_INPUT_DIGEST_MISMATCH",
-                        f"{name} differs from the bytes {up}'s validation passed",
-                        where=str(path),
-                        fix=f"delete the partition and rerun seg{up} so it is rebuilt and revalidated",
-                        state=state,
-                    )
-                inputs.append(
-                    {
-                        "id": name,
-                        "kind": "upstream_dataset",
-                        "path": str(path.relative_to(root)),
-                        "sha256": digest,
-                    }
-                )
+                for prefix, tokens in upstream_partitions(spec, name):
+                    folder = dataset_dir(root, name, mf=up_mf, seed=seed if seeded else None, **tokens)
+                    parts = sorted(folder.glob(PART_GLOB))
+                    for path in parts or [folder / "part-00000.parquet"]:
+                        rel = str(path.relative_to(root))
+                        digest = sha256_file(path)
+                        if passed.get(rel) != digest:
+                            raise EngineError(
+                                "E_SEALED_INPUT_DIGEST_MISMATCH",
+                                f"{name} differs from the bytes {up}'s validation passed",
+                                where=str(path),
+                                fix=f"delete the partition and rerun seg{up} to rebuild and revalidate it",
+                                state=state,
+                            )
+                        single = prefix == name and len(parts) == 1
+                        input_id = name if single else f"{prefix}/{path.name}"
+                        inputs.append(
+                            {"id": input_id, "kind": "upstream_dataset", "path": rel, "sha256": digest}
+                        )
         doc = {
             "flags": flags,
             "inputs": sorted(inputs, key=lambda i: i["id"]),

@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import BaseModel
 
 from engine.core.canonical import canonical_json_bytes, sha256_file, sha256_hex
-from engine.core.contracts import PART_FILE, dataset_dir, dictionary, validate_table
+from engine.core.contracts import (
+    PART_FILE,
+    PART_GLOB,
+    dataset_dir,
+    dictionary,
+    path_tokens,
+    table_schema,
+    validate_columns,
+    validate_table,
+)
 from engine.core.errors import EngineError
 from engine.core.gates import SealedInputs, read_input_table
 from engine.core.identity import new_run_id
+from engine.core.ids import shard_of
 from engine.core.layout import report_file
-from engine.core.parquet_io import write_parquet
+from engine.core.parquet_io import PartWriter, write_parquet
 from engine.core.policy import load_policy_file
-from engine.core.publish import publish_partition, replace_bytes
+from engine.core.progress import ProgressMeter
+from engine.core.publish import publish_dir, publish_partition, replace_bytes, staging_dir
 from engine.core.rng import CounterWord, RngLedger, SampleRule, counter_words, family_key, keyed_sample
 
 EventLog = Literal["off", "sample", "full"]
@@ -44,7 +58,11 @@ def peak_rss_mib() -> float:
 
 @dataclass
 class StateContext:
-    """One state's run: `state` is the id (e.g. 1A.S2), `name` its short name (e.g. s2_nb_outlets)."""
+    """One state's run: `state` is the id (e.g. 1A.S2), `name` its short name (e.g. s2_nb_outlets).
+
+    A layer-2/3 state may run per scenario (`scenario`) and per shard (`shard` of `shards`); `scenarios` and
+    `shards` are the run's, so a global or validation state knows every partition. Neither enters a value:
+    they name partitions only (layer2_3.md §0.3)."""
 
     root: Path
     segment: str
@@ -52,6 +70,10 @@ class StateContext:
     name: str
     mf: str
     seed: int | None
+    scenario: str | None = None
+    shard: int | None = None
+    shards: int = 1
+    scenarios: tuple[str, ...] = ()
     sealed: SealedInputs = field(init=False)
     ledger: RngLedger = field(default_factory=RngLedger)
     outputs: list[dict[str, Any]] = field(default_factory=list)
@@ -88,39 +110,81 @@ class StateContext:
     def sealed_table(self, input_id: str) -> pl.DataFrame:
         return read_input_table(self.sealed.path(input_id), state=self.state)
 
-    def read(self, dataset: str, *, seed_free: bool = False) -> pl.DataFrame:
-        """An earlier state's output of this segment (the segment's own chain, not an external input)."""
+    def sealed_parts(
+        self, dataset: str, *, scenario: str | None = None, shard: int | None = None
+    ) -> list[Path]:
+        """The digest-checked part files of a sealed upstream partition, for a streamed read."""
+        return self.sealed.parts(dataset, scenario=scenario, shard=shard)
+
+    def read(
+        self, dataset: str, *, seed_free: bool = False, scenario: str | None = None, shard: int | None = None
+    ) -> pl.DataFrame:
+        """An earlier state's output of this segment (the segment's own chain, not an external input): every
+        part of the partition, in part order."""
+        paths = self.part_files(dataset, seed_free=seed_free, scenario=scenario, shard=shard)
+        frames = [read_input_table(path, state=self.state) for path in paths]
+        return frames[0] if len(frames) == 1 else pl.concat(frames)
+
+    def part_files(
+        self, dataset: str, *, seed_free: bool = False, scenario: str | None = None, shard: int | None = None
+    ) -> list[Path]:
+        """The part files of an earlier state's partition, each checked against the sha256 its producer
+        recorded, for a streamed read (`pl.scan_parquet`, `ParquetFile.iter_batches`)."""
         entry = dictionary()[dataset]
-        if not entry["owner"].startswith(self.segment + "."):
+        owner = entry["owner"]
+        if not owner.startswith(self.segment + "."):
             raise EngineError(
                 "E_UNSEALED_READ",
-                f"{dataset} belongs to {entry['owner']}, not to segment {self.segment}",
+                f"{dataset} belongs to {owner}, not to segment {self.segment}",
                 where=dataset,
                 fix="read other segments' data only through the sealed-inputs list",
                 state=self.state,
             )
-        path = dataset_dir(self.root, dataset, mf=self.mf, seed=None if seed_free else self.seed) / PART_FILE
-        if not path.is_file():
+        seed = None if seed_free else self.seed
+        folder = dataset_dir(self.root, dataset, mf=self.mf, seed=seed, scenario=scenario, shard=shard)
+        if not (folder / PART_FILE).is_file():
             raise EngineError(
                 "E_INPUT_MISSING",
                 f"{dataset} has not been produced",
-                where=str(path),
-                fix=f"run {entry['owner']} first",
+                where=str(folder / PART_FILE),
+                fix=f"run {owner} first",
                 state=self.state,
             )
-        self._check_recorded_digest(dataset, entry["owner"], path, seed_free)
-        return read_input_table(path, state=self.state)
+        recorded = self._recorded_outputs(owner, seed, scenario, shard)
+        paths = sorted(folder.glob(PART_GLOB))
+        for path in paths:
+            if recorded.get(path.relative_to(self.root).as_posix()) != sha256_file(path):
+                raise self._digest_mismatch(dataset, owner, path)
+        listed = sum(1 for rel in recorded if rel.startswith(folder.relative_to(self.root).as_posix() + "/"))
+        if listed != len(paths):
+            raise self._digest_mismatch(dataset, owner, folder)
+        return paths
 
-    def _recorded_sha256(self, output: str, owner: str, seed_free: bool) -> str | None:
-        """The sha256 the producing state recorded for `output` in its run report (None if none)."""
+    def _owner_report_path(
+        self, owner: str, seed: int | None, scenario: str | None, shard: int | None
+    ) -> Path:
+        """Where `owner` (a state of this segment) reported the run that wrote this partition."""
         from engine.states import STATES
 
-        report = report_file(
-            self.root, self.segment, STATES[owner].name, self.mf, None if seed_free else self.seed
+        sdef = STATES[owner]
+        return report_file(
+            self.root,
+            self.segment,
+            sdef.name,
+            self.mf,
+            seed,
+            scenario if sdef.per_scenario else None,
+            shard if sdef.sharded else None,
         )
+
+    def _recorded_outputs(
+        self, owner: str, seed: int | None, scenario: str | None = None, shard: int | None = None
+    ) -> dict[str, str]:
+        """Relative path → sha256 of every file the producing state recorded in its run report."""
+        report = self._owner_report_path(owner, seed, scenario, shard)
         if not report.is_file():
-            return None
-        return {o["dataset"]: o["sha256"] for o in json.loads(report.read_text())["outputs"]}.get(output)
+            return {}
+        return {o["path"]: o["sha256"] for o in json.loads(report.read_text())["outputs"]}
 
     def _digest_mismatch(self, output: str, owner: str, path: Path) -> EngineError:
         return EngineError(
@@ -130,11 +194,6 @@ class StateContext:
             fix=f"delete the partition and rerun so {owner} rebuilds it",
             state=self.state,
         )
-
-    def _check_recorded_digest(self, dataset: str, owner: str, path: Path, seed_free: bool) -> None:
-        """Intra-segment reads must match the digest the producing state recorded in its run report."""
-        if self._recorded_sha256(dataset, owner, seed_free) != sha256_file(path):
-            raise self._digest_mismatch(dataset, owner, path)
 
     def read_recorded(self, path: Path, output: str, owner: str) -> bytes:
         """The bytes of a non-table file (an alias blob, an index, JSON evidence) an earlier state of this
@@ -148,16 +207,20 @@ class StateContext:
                 state=self.state,
             )
         data = path.read_bytes()
-        if self._recorded_sha256(output, owner, False) != sha256_hex(data):
+        recorded = self._recorded_outputs(owner, self.seed, self.scenario, self.shard)
+        if recorded.get(path.relative_to(self.root).as_posix()) != sha256_hex(data):
             raise self._digest_mismatch(output, owner, path)
         return data
 
-    def owner_report(self, owner: str, *, seed_free: bool = False) -> dict[str, Any]:
-        from engine.states import STATES
-
-        path = report_file(
-            self.root, self.segment, STATES[owner].name, self.mf, None if seed_free else self.seed
-        )
+    def owner_report(
+        self,
+        owner: str,
+        *,
+        seed_free: bool = False,
+        scenario: str | None = None,
+        shard: int | None = None,
+    ) -> dict[str, Any]:
+        path = self._owner_report_path(owner, None if seed_free else self.seed, scenario, shard)
         doc: dict[str, Any] = json.loads(path.read_text())
         return doc
 
@@ -228,21 +291,89 @@ class StateContext:
         self.deviations[deviation] = self.deviations.get(deviation, 0) + int(n)
 
     # --- writing ---------------------------------------------------------------------------------------
-    def identity_columns(self, df: pl.DataFrame, *, seed_free: bool = False) -> pl.DataFrame:
+    def identity_columns(
+        self, df: pl.DataFrame, *, seed_free: bool = False, tokens: set[str] | None = None
+    ) -> pl.DataFrame:
+        """Prefix the partition's identity columns (README §5): seed, manifest_fingerprint, then scenario_id
+        and shard where the dataset's path carries them."""
+        tokens = tokens or set()
         cols = [] if seed_free else [pl.lit(self.seed, dtype=pl.UInt64).alias("seed")]
         cols.append(pl.lit(self.mf, dtype=pl.String).alias("manifest_fingerprint"))
+        if "scenario" in tokens:
+            cols.append(pl.lit(self._token("scenario"), dtype=pl.String).alias("scenario_id"))
+        if "shard" in tokens:
+            cols.append(pl.lit(self._token("shard"), dtype=pl.UInt16).alias("shard"))
         return df.select([*cols, *[pl.col(c) for c in df.columns]])
+
+    def _token(self, name: str) -> Any:
+        value = getattr(self, name)
+        if value is None:
+            raise EngineError(
+                "E_CONFIG_INVALID",
+                f"{self.state} writes a dataset partitioned by {name} but runs without one",
+                where=f"--{name}",
+                fix=f"run it through snakemake, or pass --{name}",
+                state=self.state,
+            )
+        return value
+
+    def _target(self, dataset: str, seed_free: bool) -> tuple[Path, set[str]]:
+        tokens = path_tokens(dataset)
+        target = dataset_dir(
+            self.root,
+            dataset,
+            mf=self.mf,
+            seed=None if seed_free else self.seed,
+            scenario=self._token("scenario") if "scenario" in tokens else None,
+            shard=self._token("shard") if "shard" in tokens else None,
+        )
+        return target, tokens
 
     def publish(self, dataset: str, df: pl.DataFrame, *, seed_free: bool = False) -> Path:
         """Add identity columns, check the contract column-wise, publish write-once."""
         entry = dictionary()[dataset]
-        df = self.identity_columns(df, seed_free=seed_free)
-        target = dataset_dir(self.root, dataset, mf=self.mf, seed=None if seed_free else self.seed)
+        target, tokens = self._target(dataset, seed_free)
+        df = self.identity_columns(df, seed_free=seed_free, tokens=tokens)
         validate_table(df, entry["schema"], where=str(target), state=self.state)
         publish_partition(target, lambda tmp: self._write(dataset, df, tmp / PART_FILE), state=self.state)
         out = target / PART_FILE
         self.record_output(dataset, out, df.height)
         return out
+
+    @contextlib.contextmanager
+    def stream(self, dataset: str, *, seed_free: bool = False) -> Iterator[StreamOut]:
+        """Publish a large table batch by batch: `out.write(batch)` with rows in the dataset's sort order.
+
+        Each batch gains its identity columns and is checked column-wise against the contract (its keys are
+        the validation state's to check, over the whole table); the writer cuts fixed row groups and parts
+        (engine.core.parquet_io.PartWriter), so the bytes do not depend on the batch sizes. The partition is
+        published atomically when the block ends, and nothing is when it raises.
+        """
+        entry = dictionary()[dataset]
+        target, tokens = self._target(dataset, seed_free)
+        identity = self.identity_columns(pl.DataFrame({"_": [0]}), seed_free=seed_free, tokens=tokens)
+        with staging_dir(target, state=self.state) as tmp:
+            out = StreamOut(
+                dataset, entry["schema"], identity.drop("_"), PartWriter(tmp), str(target), self.state
+            )
+            try:
+                yield out
+                files = out.writer.close(out.empty_schema())
+            finally:
+                out.writer.abort()
+            if os.environ.get("ENGINE_FAULT_PAUSE") == dataset:
+                _fault_pause(os.environ.get("ENGINE_FAULT_RESUME"))
+        publish_dir(tmp, target, state=self.state)
+        for name, rows in files:
+            self.record_output(dataset, target / name, rows)
+
+    def shard_of(self, merchant_id: np.ndarray) -> np.ndarray:
+        """Each merchant's shard under this run's shard count (layer2_3.md §0.3)."""
+        return shard_of(merchant_id, self.shards)
+
+    def progress_meter(self, total: int, unit: str) -> ProgressMeter:
+        """Rows done, rate and ETA of a long loop, to the job log at most every 10 s (README §9)."""
+        return ProgressMeter(total, unit, self.progress)
 
     def record_output(self, dataset: str, path: Path, rows: int) -> None:
         """Vouch for a published file in the run report (and so in the bundle): path, rows, sha256."""
@@ -299,6 +430,8 @@ class StateContext:
             "parameter_hash": self.sealed.parameter_hash,
             "rng_accounting": self.ledger.as_dict(),
             "seed": self.seed,
+            **({"scenario_id": self.scenario} if self.scenario is not None else {}),
+            **({"shard": self.shard} if self.shard is not None else {}),
             "state": self.state,
             "warnings": self.warnings,
         }
@@ -312,10 +445,60 @@ class StateContext:
         }
         if self._events:
             report["operational"]["rng_event_log"] = str(self._write_event_log().relative_to(self.root))
-        path = report_file(self.root, self.segment, self.name, self.mf, self.seed)
+        path = report_file(self.root, self.segment, self.name, self.mf, self.seed, self.scenario, self.shard)
         replace_bytes(path, canonical_json_bytes(report))
         self.progress(
             "done: " + (", ".join(f"{o['dataset']}={o['rows']}" for o in self.outputs) or "no datasets") + " "
             f"in {report['operational']['wall_seconds']} s, peak {report['operational']['peak_rss_mib']} MiB"
         )
         return path
+
+
+@dataclass
+class StreamOut:
+    """The open end of `StateContext.stream`: each batch is contract-checked column by column and goes to the
+    part writer behind the partition's constant identity columns (`identity`: their one-row frame, checked
+    once, when the stream opens)."""
+
+    dataset: str
+    schema: str
+    identity: pl.DataFrame
+    writer: PartWriter
+    where: str
+    state: str
+    rows: int = 0
+    data: list[str] = field(init=False)
+    _constant: list[pa.Array] | None = None
+
+    def __post_init__(self) -> None:
+        names = self.identity.columns
+        self.data = list(table_schema(self.schema).columns)[len(names) :]
+        validate_columns(self.identity, self.schema, names, where=self.where, state=self.state)
+
+    def empty_schema(self) -> pa.Schema:
+        """The Arrow schema of an empty table under the contract (identity columns first)."""
+        empty = pl.DataFrame(schema=table_schema(self.schema).polars_schema())
+        return empty.to_arrow().schema
+
+    def write(self, batch: pl.DataFrame) -> None:
+        if batch.height == 0:
+            return
+        loose = [c for c, t in batch.schema.items() if isinstance(t, pl.Categorical)]
+        if loose:  # see PartWriter: only a fixed vocabulary makes the bytes independent of the batches
+            raise TypeError(f"{self.dataset}: streamed categorical columns {loose} must be pl.Enum")
+        validate_columns(batch, self.schema, self.data, where=self.where, state=self.state)
+        data = batch.to_arrow()
+        constant = self._identity_arrays(batch.height)
+        fields = [pa.field(n, a.type) for n, a in zip(self.identity.columns, constant, strict=True)]
+        schema = pa.schema([*fields, *data.schema])  # the data fields keep polars' Enum metadata
+        self.writer.write(pa.Table.from_arrays([*constant, *data.columns], schema=schema))
+        self.rows += batch.height
+
+    def _identity_arrays(self, n: int) -> list[pa.Array]:
+        """The constant identity columns for n rows: slices of arrays built once (and regrown when a batch is
+        longer), so a batch does not pay for n copies of a 64-character fingerprint."""
+        if self._constant is None or len(self._constant[0]) < n:
+            size = max(n, 1 << 20)
+            table = self.identity.select(pl.all().repeat_by(size).explode()).to_arrow()
+            self._constant = [column.combine_chunks() for column in table.columns]
+        return [a.slice(0, n) for a in self._constant]

@@ -171,17 +171,28 @@ def apply_checks(book: CheckBook, val: Any, metrics: dict[str, tuple[float, int]
 
 
 def state_reports(ctx: StateContext, producers: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The byte-stable run reports of the segment's states, and their merged recorded RNG accounting."""
+    """The byte-stable run reports of the segment's states, and their merged recorded RNG accounting.
+
+    A per-scenario or sharded state has one report per partition, keyed `<state>/scenario_id=…/shard=…`; its
+    families' totals are summed over the partitions (the run's scenarios and shards, from the context)."""
+    from engine.core.rng import RngLedger
     from engine.states import STATES
 
     reports: dict[str, Any] = {}
-    recorded: dict[str, Any] = {}
+    ledger = RngLedger()
     for state in producers:
-        doc = ctx.owner_report(state, seed_free=not STATES[state].per_seed)
-        doc.pop("operational", None)
-        reports[state] = doc
-        recorded.update(doc["rng_accounting"])
-    return reports, recorded
+        sdef = STATES[state]
+        scenarios: list[str | None] = list(ctx.scenarios) if sdef.per_scenario else [None]
+        shards: list[int | None] = list(range(ctx.shards)) if sdef.sharded else [None]
+        for scenario in scenarios:
+            for shard in shards:
+                doc = ctx.owner_report(state, seed_free=not sdef.per_seed, scenario=scenario, shard=shard)
+                doc.pop("operational", None)
+                key = state + (f"/scenario_id={scenario}" if scenario is not None else "")
+                key += f"/shard={shard}" if shard is not None else ""
+                reports[key] = doc
+                ledger.merge(RngLedger.from_dict(doc["rng_accounting"]))
+    return reports, ledger.as_dict()
 
 
 # --- the replay law ---------------------------------------------------------------------------------------

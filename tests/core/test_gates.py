@@ -261,3 +261,32 @@ def test_sealed_input_missing(sealed_root: Path) -> None:
         sealed.path("ref_mcc")
     assert info.value.code == "E_SEALED_INPUT_MISSING"
     assert info.value.where == str(ref)
+
+
+def test_sealed_parts_of_a_scenario_shard_partition(sealed_root: Path) -> None:
+    """seal_upstream's ids for a multi-part layer-2 partition read back in part order, digest-checked."""
+    gdir = gate_dir(sealed_root, "1A", MF)
+    doc = json.loads((gdir / SEALED).read_text())
+    for name in ("part-00001.parquet", "part-00000.parquet"):
+        rel = f"data/layer2/5A/mzs/scenario_id=baseline/shard=1/{name}"
+        (sealed_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sealed_root / rel).write_bytes(name.encode())
+        doc["inputs"].append(
+            {
+                "id": f"mzs/scenario_id=baseline/shard=1/{name}",
+                "kind": "upstream_dataset",
+                "path": rel,
+                "sha256": hashlib.sha256(name.encode()).hexdigest(),
+            }
+        )
+    (gdir / SEALED).write_text(json.dumps(doc))
+    sealed = SealedInputs(sealed_root, "1A", MF, "1A.S1")
+    parts = sealed.parts("mzs", scenario="baseline", shard=1)
+    assert [p.name for p in parts] == ["part-00000.parquet", "part-00001.parquet"]
+    with pytest.raises(EngineError) as info:
+        sealed.parts("mzs", scenario="baseline", shard=0)
+    assert info.value.code == "E_UNSEALED_READ"
+    parts[1].write_bytes(b"tampered")
+    with pytest.raises(EngineError) as info:
+        SealedInputs(sealed_root, "1A", MF, "1A.S1").parts("mzs", scenario="baseline", shard=1)
+    assert info.value.code == "E_SEALED_INPUT_DIGEST_MISMATCH"
