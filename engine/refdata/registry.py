@@ -113,6 +113,9 @@ ARTEFACTS: dict[str, Recipe] = {
             ("timezonefinder", "shapely", "pyproj", "tzdata", "pycountry", *_WRITER),
         ),
         Recipe("ref_tzdb", "engine.refdata.tzdb", ("tzdata", *_WRITER)),
+        Recipe(
+            "ref_holidays", "engine.refdata.holidays", ("holidays", "python-dateutil", "pycountry", *_WRITER)
+        ),
     )
 }
 

@@ -16,7 +16,17 @@ import polars as pl
 import pytest
 
 from engine.core.canonical import sha256_file
-from engine.refdata import countries, country_polygons, currencies, iso3166, macro, mcc, registry, tz_country
+from engine.refdata import (
+    countries,
+    country_polygons,
+    currencies,
+    holidays,
+    iso3166,
+    macro,
+    mcc,
+    registry,
+    tz_country,
+)
 from engine.refdata.provenance import PROVENANCE
 
 SCHEMAS = {
@@ -25,6 +35,7 @@ SCHEMAS = {
     "ref_currencies": currencies.SCHEMA,
     "ref_mcc": mcc.SCHEMA,
     "ref_tz_country": tz_country.SCHEMA,
+    "ref_holidays": holidays.SCHEMA,
 }
 ROWS = {
     "ref_countries": 249,
@@ -32,6 +43,7 @@ ROWS = {
     "ref_currencies": 248,
     "ref_mcc": 932,
     "ref_tz_country": 418,
+    "ref_holidays": 17363,
 }
 KEYS = {
     "ref_countries": ["iso2"],
@@ -39,6 +51,7 @@ KEYS = {
     "ref_currencies": ["iso2"],
     "ref_mcc": ["mcc"],
     "ref_tz_country": ["iso2", "tzid"],
+    "ref_holidays": ["country_iso", "local_date"],
 }
 NULLABLE = {("ref_countries", "ineligible_reason")}
 GEO_ARTEFACTS = {
@@ -180,6 +193,23 @@ def test_known_values(built: dict[str, Path]) -> None:
     assert m["gdp_pc_usd"] == 82800.0 and m["year"] == 2023
     assert m["gdp_usd"] == m["population"] * m["gdp_pc_usd"]
     assert 3e8 < m["population"] < 4e8
+
+
+def test_holidays_known_answers_and_repairs(built: dict[str, Path]) -> None:
+    """Public holidays as the calendars of 2026 have them, named in US English whatever the locale."""
+    days = table(built, "ref_holidays")
+    name = {(c, d.isoformat()): n for c, d, n in days.iter_rows()}
+    assert name[("US", "2026-07-03")] == "Independence Day (observed)"  # 4 July 2026 is a Saturday
+    assert name[("US", "2026-07-04")] == "Independence Day"
+    assert name[("DE", "2026-04-03")] == "Good Friday"
+    assert name[("JP", "2026-05-05")] == "Children's Day"
+    assert name[("FR", "2026-07-14")] == "National Day"
+    assert ("US", "2026-03-08") not in name
+    assert {d.year for d in days["local_date"]} == set(range(2024, 2029))
+    assert days.filter(pl.col("country_iso") == "DE")["local_date"].dt.year().value_counts().height == 5
+    omitted = {r["key"] for r in provenance(built, "ref_holidays")["repairs"]}
+    assert omitted == {"BV", "HM", "IO", "UA"}  # no public holiday in 2024–2028 (UA: martial law)
+    assert provenance(built, "ref_holidays")["countries"] == 249 - len(omitted)
 
 
 def test_currency_and_macro_repairs_recorded(built: dict[str, Path]) -> None:
