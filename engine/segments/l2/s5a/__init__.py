@@ -1,0 +1,1 @@
+"""Segment 5A — expected demand intensity."""
