@@ -1,5 +1,5 @@
 # The closed-world fraud data engine. `snakemake --cores N --config preset=tiny output_root=DIR`.
-# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A, seg3B (later: seg5A … seg6B). See README.md and docs/.
+# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A, seg3B, seg5A, seg5B (later: seg6A, seg6B). See README.md and docs/.
 
 configfile: f"{workflow.basedir}/config/config.yaml"
 
@@ -13,6 +13,8 @@ include: "rules/2A.smk"
 include: "rules/2B.smk"
 include: "rules/3A.smk"
 include: "rules/3B.smk"
+include: "rules/5A.smk"
+include: "rules/5B.smk"
 
 
 rule all:
@@ -20,6 +22,8 @@ rule all:
         rules.seg2B.input,
         rules.seg3A.input,
         rules.seg3B.input,
+        rules.seg5A.input,
+        rules.seg5B.input,
     default_target: True
 
 

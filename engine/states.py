@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from engine.core.layout import LAYER
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -51,6 +53,9 @@ class SegmentDef:
     per_seed_upstream: bool = False
     # its identity covers the merchant universe's source (config merchant_universe)
     seals_universe: bool = False
+    # it builds partitions per scenario and shard, so its spec lists the run's scenarios and shard count
+    # (names of partitions, never values: neither enters the fingerprint)
+    per_scenario: bool = False
 
     def policy_models(self) -> dict[str, type[BaseModel]]:
         """Policy name → pydantic model (imports the segment's policy module on first use)."""
@@ -163,6 +168,43 @@ SEGMENTS: dict[str, SegmentDef] = {
             upstream=("1A", "1B", "2A"),
             per_seed_upstream=True,
         ),
+        SegmentDef(
+            "5A",
+            "engine.segments.l2.s5a.policy",
+            policies=(
+                ("5A", "merchant_class"),
+                ("5A", "demand_scale"),
+                ("5A", "shapes"),
+                ("5A", "overlays"),
+                ("5A", "scenarios/baseline"),
+                ("5A", "scenarios/holiday_peak"),
+                ("5A", "validation"),
+                ("CFG", "horizon"),
+            ),
+            references=("ref_countries", "ref_holidays"),
+            upstream=("1A", "2A", "3A", "3B"),
+            per_seed_upstream=True,
+            per_scenario=True,
+        ),
+        SegmentDef(
+            "5B",
+            "engine.segments.l2.s5b.policy",
+            policies=(
+                ("5B", "grouping"),
+                ("5B", "latent"),
+                ("5B", "counts"),
+                ("5B", "arrivals"),
+                ("5B", "validation"),
+                ("5A", "scenarios/baseline"),
+                ("5A", "scenarios/holiday_peak"),
+                ("2B", "alias_layout"),
+                ("CFG", "horizon"),
+            ),
+            references=(),
+            upstream=("1A", "2A", "2B", "3A", "3B", "5A"),
+            per_seed_upstream=True,
+            per_scenario=True,
+        ),
     )
 }
 
@@ -175,14 +217,26 @@ class StateDef:
     module: str
     per_seed: bool
     kind: str = "state"  # "ingress" and "gate" take a spec; "state" runs in a StateContext
+    per_scenario: bool = False  # one run per scenario (layer2_3.md §0.2)
+    sharded: bool = False  # one run per (scenario, shard) (layer2_3.md §0.3)
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
 
 
-def _state(seg: str, n: int, name: str, *, per_seed: bool = True, kind: str = "state") -> StateDef:
-    package = f"s{seg.lower()}"
-    return StateDef(f"{seg}.S{n}", seg, name, f"engine.segments.l1.{package}.{name}", per_seed, kind)
+def _state(
+    seg: str,
+    n: int,
+    name: str,
+    *,
+    per_seed: bool = True,
+    kind: str = "state",
+    scenario: bool = False,
+    sharded: bool = False,
+) -> StateDef:
+    """A state of `seg`, its module in engine/segments/l<layer>/s<seg>/<name>.py."""
+    module = f"engine.segments.l{LAYER[seg]}.s{seg.lower()}.{name}"
+    return StateDef(f"{seg}.S{n}", seg, name, module, per_seed, kind, scenario or sharded, sharded)
 
 
 STATES: dict[str, StateDef] = {
@@ -244,5 +298,17 @@ STATES: dict[str, StateDef] = {
         _state("3B", 3, "s3_edge_alias"),
         _state("3B", 4, "s4_routing_policy"),
         _state("3B", 5, "s5_validation"),
+        _state("5A", 0, "s0_gate", per_seed=False, kind="gate"),
+        _state("5A", 1, "s1_class_scale"),
+        _state("5A", 2, "s2_shapes", per_seed=False),
+        _state("5A", 3, "s3_baseline"),
+        _state("5A", 4, "s4_scenario", sharded=True),
+        _state("5A", 5, "s5_validation"),
+        _state("5B", 0, "s0_gate", per_seed=False, kind="gate"),
+        _state("5B", 1, "s1_grid_grouping"),
+        _state("5B", 2, "s2_latent", scenario=True),
+        _state("5B", 3, "s3_counts", sharded=True),
+        _state("5B", 4, "s4_arrivals", sharded=True),
+        _state("5B", 5, "s5_validation"),
     )
 }

@@ -98,6 +98,7 @@ def test_policy_overrides_deep_merge_into_preset() -> None:
         "ING": {"merchant_universe": {"n_merchants": 50, "countries": {"max_countries": 25}}},
         "1B": {"tiles": {"raster": "ref_population_raster_0p25"}},
         "2B": {"router": {"probe_arrivals_per_merchant": 1024}},
+        "5A": {"demand_scale": {"target_arrivals": 100000.0}},
     }
 
 
@@ -268,7 +269,7 @@ def test_scenarios_are_the_designs_packs() -> None:
 def test_unknown_override_names_suggest_the_closest() -> None:
     cases = {
         "1a": "unknown segment '1a' (did you mean '1A'?)",
-        "9Z": "unknown segment '9Z' (known: 1A, 1B, 2A, 2B, 3A, 3B, ING)",
+        "9Z": "unknown segment '9Z' (known: 1A, 1B, 2A, 2B, 3A, 3B, 5A, 5B, ING)",
     }
     for seg, what in cases.items():
         with pytest.raises(EngineError) as info:

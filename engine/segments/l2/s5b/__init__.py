@@ -1,0 +1,1 @@
+"""Segment 5B — realised arrivals (layer2_3 §2)."""

@@ -1,0 +1,64 @@
+"""Bounded batches over large multi-part tables, cut only where the caller's unit ends (a merchant, or a
+(merchant, bucket) segment), so no state holds more than one batch of a 10^8-row table (§0.6)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+READ_ROWS = 1 << 20
+
+
+def part_rows(paths: list[Path]) -> int:
+    """Rows of the parts, from their footers."""
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+
+
+def _frames(paths: list[Path], columns: list[str]) -> Iterator[pl.DataFrame]:
+    for path in paths:
+        for rb in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=columns):
+            yield pl.from_arrow(rb)  # type: ignore[misc]
+
+
+def unit_batches(
+    paths: list[Path], columns: list[str], unit: list[str], max_weight: int, weight: str | None = None
+) -> Iterator[pl.DataFrame]:
+    """Consecutive rows (the parts are sorted by `unit` first) in batches that end where a `unit` key
+    changes and hold at most `max_weight` rows (or Σ `weight`), unless one unit alone is heavier."""
+    carry: pl.DataFrame | None = None
+    for frame in _frames(paths, columns):
+        buf = frame if carry is None else pl.concat([carry, frame], how="vertical_relaxed")
+        while True:
+            cut = _cut(buf, unit, max_weight, weight)
+            if cut is None:
+                break
+            yield buf.slice(0, cut)
+            buf = buf.slice(cut)
+        carry = buf
+    if carry is not None and carry.height:
+        yield carry
+
+
+def _cut(buf: pl.DataFrame, unit: list[str], max_weight: int, weight: str | None) -> int | None:
+    """The largest unit boundary whose prefix weighs ≤ max_weight (the first boundary if one unit is
+    heavier), or None while the buffer holds no complete unit beyond the limit."""
+    if buf.height == 0:
+        return None
+    w = np.ones(buf.height, dtype=np.int64) if weight is None else buf[weight].to_numpy().astype(np.int64)
+    total = np.cumsum(w)
+    if total[-1] <= max_weight:
+        return None  # wait for more rows (or the end)
+    keys = [buf[c].to_physical().to_numpy() for c in unit]
+    change = np.zeros(buf.height, dtype=bool)
+    for k in keys:
+        change[1:] |= k[1:] != k[:-1]
+    starts = np.flatnonzero(change)  # a boundary before row i; row 0 is never one
+    if starts.size == 0:
+        return None
+    before = total[starts - 1]
+    ok = starts[before <= max_weight]
+    return int(ok[-1]) if ok.size else int(starts[0])
