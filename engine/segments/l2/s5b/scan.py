@@ -79,9 +79,11 @@ class ArrivalScan:
         start = self.start_us + df["bucket_index"].to_numpy().astype(np.int64) * BUCKET_US
         self.outside_bucket += int(((ts < start) | (ts >= start + BUCKET_US)).sum())
         self.local_mismatch += int((local - ts != df["utc_offset_s"].to_numpy().astype(np.int64) * US).sum())
-        prev_id = np.concatenate([[self._last[0]], ids[:-1]])
-        prev_m = np.concatenate([[self._last[1]], m[:-1]])
-        prev_ts = np.concatenate([[self._last[2]], ts[:-1]])
+        # the carried values take each column's dtype: a Python int beside a uint64 array would promote both
+        # to float64, and ids above 2^53 (merchant_idx ≥ 8192) would compare equal to their neighbours
+        prev_id = np.concatenate([np.array([self._last[0]], dtype=ids.dtype), ids[:-1]])
+        prev_m = np.concatenate([np.array([self._last[1]], dtype=m.dtype), m[:-1]])
+        prev_ts = np.concatenate([np.array([self._last[2]], dtype=ts.dtype), ts[:-1]])
         self.id_disorder += int((ids <= prev_id).sum())
         self.ts_disorder += int(((m == prev_m) & (ts < prev_ts)).sum())
         self._last = (int(ids[-1]), int(m[-1]), int(ts[-1]))
