@@ -11,7 +11,7 @@ import pytest
 
 from engine.core.yaml12 import load
 from engine.segments.l2.s5a.policy import DemandScale, MerchantClass
-from engine.segments.l2.s5a.s1_class_scale import classify, domain, pareto_site, soft_cap
+from engine.segments.l2.s5a.s1_class_scale import classify, domain, pareto_site, scale_to_target, soft_cap
 
 POLICIES = Path(__file__).resolve().parents[2] / "config" / "policies" / "5A"
 
@@ -112,3 +112,18 @@ def test_overlapping_ranges_refused() -> None:
     doc["sectors"]["dining"]["ranges"] = [[5811, 5820]]
     with pytest.raises(ValueError, match="lies in ranges"):
         MerchantClass.model_validate(doc)
+
+
+def test_the_capped_world_holds_exactly_the_target() -> None:
+    """The same hand-made profile scaled to a weekly target of 10^6: the cap trims the big row in raw units
+    (to 1.10·C = 220,219.78), then every row is scaled by G = 10^6 / (999 + 220,219.78), so the total is the
+    target and the 999 small rows each hold G."""
+    pol = policy("demand_scale", DemandScale)
+    raw = np.array([1.0] * 999 + [1e6])
+    final, over, cap_reference, gain = scale_to_target(raw, 1e6, pol)  # type: ignore[arg-type]
+    big = 1.10 * 200.0 * (999.0 + 1e6) / 1000.0
+    assert gain == pytest.approx(1e6 / (999.0 + big), rel=1e-12)
+    assert final.sum() == pytest.approx(1e6, rel=1e-12)
+    assert final[-1] == pytest.approx(big * gain, rel=1e-12) and (final[:-1] == gain).all()
+    assert cap_reference == pytest.approx(1000.999 * gain, rel=1e-12)
+    assert over.sum() == 1
