@@ -8,6 +8,8 @@ from numba import njit, prange
 
 from engine.kernels.philox import stream_blocks, stream_draws, stream_new, stream_next_u01
 from engine.kernels.samplers import (
+    POISSON_BOUND,
+    check_sampler_bound,
     discrete_power_law,
     gamma,
     poisson,
@@ -55,6 +57,10 @@ def outlet_counts(
                 k = poisson(st, mu[i] / phi[i] * gamma(st, phi[i]))
             n_blocks += stream_blocks(st)
             n_draws += stream_draws(st)
+            if k == POISSON_BOUND:  # a rejection loop hit its bound: no retry, the caller raises
+                n_out[i] = k
+                exhausted[i] = False
+                break
             if k >= 2:
                 n_out[i] = k
                 attempts[i] = t + 1
@@ -87,6 +93,10 @@ def ztp_counts(k0, k1, ids, lam, max_attempts, k_out, attempts, blocks, draws, e
             k = poisson(st, lam[i])
             n_blocks += stream_blocks(st)
             n_draws += stream_draws(st)
+            if k == POISSON_BOUND:  # a rejection loop hit its bound: no retry, the caller raises
+                k_out[i] = k
+                exhausted[i] = False
+                break
             if k >= 1:
                 k_out[i] = k
                 attempts[i] = t + 1
@@ -101,10 +111,13 @@ def run_count_kernel(
     key: tuple[int, int],
     ids: np.ndarray,
     *params: np.ndarray | int | float,
+    family: str,
+    state: str,
     flags: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
     """Allocate outputs, run a count kernel, return its columns; `flags` names extra per-row bool outputs
-    the kernel writes after `exhausted`."""
+    the kernel writes after `exhausted`. A count of POISSON_BOUND (a sampler that hit its bound) raises
+    E_SAMPLER_BOUND naming `family`."""
     n = ids.shape[0]
     out = {
         "k": np.empty(n, dtype=np.int64),
@@ -121,4 +134,5 @@ def run_count_kernel(
         *params,
         *out.values(),
     )
+    check_sampler_bound(out["k"] == POISSON_BOUND, family, state=state)
     return out

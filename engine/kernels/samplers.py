@@ -3,6 +3,12 @@
 Lane consumption is fixed per try so validation can recompute `draws` from stored attempt counts:
 std_normal 2; gamma (α ≥ 1) 3 per Marsaglia–Tsang try; gamma (α < 1) 3 per try + 1 for the boost;
 poisson 1 (λ < 10) or 2 per PTRS try (λ ≥ 10); discrete power law 1; dirichlet the sum of its gammas.
+
+The rejection loops (Marsaglia–Tsang, PTRS) stop after MAX_TRIES tries (layer2_3 §0.4). numba cannot raise
+an EngineError, so a bounded draw returns a sentinel instead: NaN from gamma (and from dirichlet's
+components), −1 from poisson; a NaN rate passes the bound on through poisson. The caller turns sentinels into
+E_SAMPLER_BOUND with `check_sampler_bound`. A bound hit has probability below 1e-90 per draw, so in practice
+it flags a broken parameter (NaN), never a value the engine may silently replace.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ import math
 import numpy as np
 from numba import njit
 
+from engine.core.errors import EngineError
 from engine.kernels.philox import stream_next_u01
 
 _TWO_PI = 2.0 * math.pi
 _POISSON_INVERSION_MAX_LAM = 10.0
+MAX_TRIES = 64
+POISSON_BOUND = -1
 
 
 @njit(cache=True, nogil=True)
@@ -33,11 +42,12 @@ def std_normal(st: np.ndarray) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _gamma_ge1(st: np.ndarray, alpha: float) -> float:
-    """Marsaglia–Tsang for α ≥ 1; always 3 lanes per try (the uniform is drawn even when v ≤ 0)."""
+def _gamma_ge1(st: np.ndarray, alpha: float, max_tries: int) -> float:
+    """Marsaglia–Tsang for α ≥ 1; always 3 lanes per try (the uniform is drawn even when v ≤ 0); NaN after
+    max_tries rejections."""
     d = alpha - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
-    while True:
+    for _ in range(max_tries):
         x = std_normal(st)
         u = stream_next_u01(st)
         t = 1.0 + c * x
@@ -49,23 +59,26 @@ def _gamma_ge1(st: np.ndarray, alpha: float) -> float:
             return d * v
         if math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
             return d * v
+    return math.nan
 
 
 @njit(cache=True, nogil=True)
-def _log_gamma_variate(st: np.ndarray, alpha: float) -> float:
-    """log of a Gamma(α, 1) variate; for α < 1 the boost G(α+1)·u^(1/α) in logs so tiny α cannot underflow."""
+def _log_gamma_variate(st: np.ndarray, alpha: float, max_tries: int) -> float:
+    """log of a Gamma(α, 1) variate; for α < 1 the boost G(α+1)·u^(1/α) in logs so tiny α cannot underflow.
+    A bounded G stays NaN through the logs."""
     if alpha >= 1.0:
-        return math.log(_gamma_ge1(st, alpha))
-    g = _gamma_ge1(st, alpha + 1.0)
+        return math.log(_gamma_ge1(st, alpha, max_tries))
+    g = _gamma_ge1(st, alpha + 1.0, max_tries)
     return math.log(g) + math.log(stream_next_u01(st)) / alpha
 
 
 @njit(cache=True, nogil=True)
-def gamma(st: np.ndarray, alpha: float) -> float:
-    """Gamma(α, scale 1) by Marsaglia–Tsang, with the α < 1 boost (one extra lane, drawn after the tries)."""
+def gamma(st: np.ndarray, alpha: float, max_tries: int = MAX_TRIES) -> float:
+    """Gamma(α, scale 1) by Marsaglia–Tsang, with the α < 1 boost (one extra lane, drawn after the tries);
+    NaN when the tries hit the bound (max_tries is lowered by tests only)."""
     if alpha >= 1.0:
-        return _gamma_ge1(st, alpha)
-    return math.exp(_log_gamma_variate(st, alpha))
+        return _gamma_ge1(st, alpha, max_tries)
+    return math.exp(_log_gamma_variate(st, alpha, max_tries))
 
 
 @njit(cache=True, nogil=True)
@@ -92,15 +105,16 @@ def _poisson_inversion(u: float, lam: float, zero_truncated: bool) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _poisson_ptrs(st: np.ndarray, lam: float) -> int:
-    """Hörmann (1993) transformed rejection with squeeze (PTRS) for λ ≥ 10; 2 lanes per try."""
+def _poisson_ptrs(st: np.ndarray, lam: float, max_tries: int) -> int:
+    """Hörmann (1993) transformed rejection with squeeze (PTRS) for λ ≥ 10; 2 lanes per try; POISSON_BOUND
+    after max_tries rejections."""
     slam = math.sqrt(lam)
     loglam = math.log(lam)
     b = 0.931 + 2.53 * slam
     a = -0.059 + 0.02483 * b
     log_invalpha = math.log(1.1239 + 1.1328 / (b - 3.4))
     vr = 0.9277 - 3.6224 / (b - 2.0)
-    while True:
+    for _ in range(max_tries):
         u = stream_next_u01(st) - 0.5
         v = stream_next_u01(st)
         us = 0.5 - abs(u)
@@ -113,14 +127,18 @@ def _poisson_ptrs(st: np.ndarray, lam: float) -> int:
             k + 1.0
         ):
             return np.int64(k)
+    return np.int64(POISSON_BOUND)
 
 
 @njit(cache=True, nogil=True)
-def poisson(st: np.ndarray, lam: float) -> int:
-    """Poisson(λ): inversion on one lane for λ < 10, PTRS (2 lanes per try) for λ ≥ 10."""
+def poisson(st: np.ndarray, lam: float, max_tries: int = MAX_TRIES) -> int:
+    """Poisson(λ): inversion on one lane for λ < 10, PTRS (2 lanes per try) for λ ≥ 10; POISSON_BOUND when
+    PTRS hits the bound or, without drawing, when λ is NaN (an NB2 rate whose gamma hit it)."""
+    if math.isnan(lam):
+        return np.int64(POISSON_BOUND)
     if lam < _POISSON_INVERSION_MAX_LAM:
         return _poisson_inversion(stream_next_u01(st), lam, False)
-    return _poisson_ptrs(st, lam)
+    return _poisson_ptrs(st, lam, max_tries)
 
 
 @njit(cache=True, nogil=True)
@@ -154,11 +172,11 @@ def gumbel_from_u(u: float) -> float:
 @njit(cache=True, nogil=True)
 def dirichlet(st: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> None:
     """Dirichlet(α) into `out` as normalised gammas, components in order; normalised in log space so the sum
-    stays positive even when every gamma of a tiny α underflows."""
+    stays positive even when every gamma of a tiny α underflows. A gamma that hits the bound leaves NaN."""
     n = alpha.shape[0]
     top = -np.inf
     for i in range(n):
-        out[i] = _log_gamma_variate(st, alpha[i])
+        out[i] = _log_gamma_variate(st, alpha[i], MAX_TRIES)
         top = max(top, out[i])
     total = 0.0
     for i in range(n):
@@ -205,3 +223,17 @@ def lognormal_mean1(z: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     for i in range(z.shape[0]):
         out[i] = math.exp(sigma[i] * z[i] - sigma[i] * sigma[i] / 2.0)
     return out
+
+
+def check_sampler_bound(hit: np.ndarray, family: str, *, state: str = "") -> None:
+    """E_SAMPLER_BOUND if any row of `hit` (a kernel's sentinel mask: NaN gamma, POISSON_BOUND) is set."""
+    if hit.any():
+        first = int(np.flatnonzero(hit)[0])
+        raise EngineError(
+            "E_SAMPLER_BOUND",
+            f"{int(hit.sum())} draws of {family} (first at batch row {first}) hit the {MAX_TRIES}-try bound "
+            "of a rejection sampler or got a NaN rate",
+            where=f"RNG family {family}",
+            fix="a bound hit has probability below 1e-90: check the sampler's parameters (NaN shape or rate)",
+            state=state,
+        )

@@ -73,7 +73,7 @@ def test_ztp_event_is_the_kernel_bit_for_bit() -> None:
     rng = np.random.default_rng(5)
     lam = np.concatenate([rng.uniform(1e-4, 10.0, 1_000), [9.999999, 10.0], rng.uniform(10.0, 400.0, 1_000)])
     ids = _inputs(lam.size, 6)
-    kernel = run_count_kernel(ztp_counts, KEY, ids, lam, 64)
+    kernel = run_count_kernel(ztp_counts, KEY, ids, lam, 64, family="1A.ztp", state="1A.S4")
     gen = PhiloxBlocks(KEY)
     events = [ztp_event(gen, int(i), float(x), 64) for i, x in zip(ids, lam, strict=True)]
     for field in ("k", "attempts", "draws", "blocks"):

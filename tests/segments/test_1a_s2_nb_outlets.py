@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from engine.core.errors import EngineError
 from engine.core.validation import Lanes, PhiloxBlocks
 from engine.segments.l1.s1a.policy import HurdleNb
 from engine.segments.l1.s1a.s2_nb_outlets import draw_outlets
@@ -100,3 +101,13 @@ def test_a_chain_tail_draw_replays_from_its_counter() -> None:
     want = math.floor(c.tail_min * (1.0 - u_size * (1.0 - r)) ** (-1.0 / c.tail_alpha))
     assert res["tail"][0] and res["attempts"][0] == 1 and res["draws"][0] == 2
     assert res["k"][0] == want == 25  # by hand: 20·(1 − 0.24726·(1 − 0.0013264))^(−1/1.2) = 25.33
+
+
+def test_a_bounded_sampler_stops_with_its_code_instead_of_retrying() -> None:
+    """A NaN NB2 rate (μ NaN) makes Poisson return its bound sentinel: 1A.S2 raises E_SAMPLER_BOUND naming
+    the family rather than treating it as a rejected K < 2 and drawing again."""
+    ids = np.arange(1, 4, dtype=np.uint64)
+    mu = np.array([6.0, math.nan, 6.0])
+    with pytest.raises(EngineError) as err:
+        draw_outlets(KEY, ids, mu, np.full(3, 1.6), np.zeros(3), POLICY)
+    assert err.value.code == "E_SAMPLER_BOUND" and "1A.nb" in str(err.value)

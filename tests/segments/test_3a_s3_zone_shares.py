@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 from scipy import stats
 
+from engine.core.errors import EngineError
 from engine.core.rng import family_key
 from engine.core.validation import Lanes, PhiloxBlocks
 from engine.segments.l1.s1a.replay import gamma
@@ -73,3 +75,12 @@ def test_every_gamma_replays_from_numpy_philox(tiny_world: Path) -> None:
         (pl.col("share") - pl.col("gamma_draw") / pl.col("gamma_draw").sum()).abs().max().alias("d"),
     )
     assert ((per_pair["share"] - 1.0).abs() <= 1e-12).all() and (per_pair["d"] <= 1e-15).all()
+
+
+def test_a_nan_concentration_stops_with_the_sampler_bound_code() -> None:
+    """A gamma whose shape is NaN comes back as the bound's NaN sentinel: E_SAMPLER_BOUND, not
+    E_3A_SHARE_SUM."""
+    ids = np.array([1, 2], dtype=np.uint64)
+    with pytest.raises(EngineError) as err:
+        component_gammas((1, 2), ids, np.full(2, 3, np.uint64), ids - 1, np.array([1.0, np.nan]))
+    assert err.value.code == "E_SAMPLER_BOUND" and "3A.zone_dirichlet" in str(err.value)

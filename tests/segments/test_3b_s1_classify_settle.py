@@ -5,8 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 from scipy import stats
 
+from engine.core.errors import EngineError
 from engine.core.layout import gate_dir
 from engine.core.rng import family_key
 from engine.core.validation import PhiloxBlocks
@@ -87,3 +89,10 @@ def test_settlement_country_replayed_by_hand_from_the_counter(tiny_world: Path) 
         hub = hubs[int(np.sum(bounds <= _u01(w1) * bounds[-1]))]
         assert (offshore, country) == (drawn, hub if drawn else home)
     assert rows["city_id"].null_count() == 0  # every settlement country has GeoNames places
+
+
+def test_a_bounded_gamma_is_not_clipped_into_a_share() -> None:
+    """The bound's NaN sentinel would pass min/max clipping as a valid share; it raises E_SAMPLER_BOUND."""
+    with pytest.raises(EngineError) as err:
+        beta_shares((1, 2), np.array([1, 2], np.uint64), float("nan"), 2.0, (0.05, 0.95))
+    assert err.value.code == "E_SAMPLER_BOUND" and "3B.hybrid_share" in str(err.value)

@@ -60,6 +60,8 @@ def draw_outlets(
         policy.nb.n_max,
         c.tail_alpha,
         policy.nb.max_attempts,
+        family="1A.nb",
+        state="1A.S2",
         flags=("tail",),
     )
 

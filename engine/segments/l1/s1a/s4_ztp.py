@@ -39,7 +39,9 @@ def run(ctx: StateContext) -> None:
         raise EngineError(
             "E_1A_NONFINITE_PARAM", "non-finite ZTP λ", where="crossborder.yaml", state=ctx.state
         )
-    res = run_count_kernel(ztp_counts, ctx.family_key("ztp"), ids, lam, policy.ztp.max_attempts)
+    res = run_count_kernel(
+        ztp_counts, ctx.family_key("ztp"), ids, lam, policy.ztp.max_attempts, family="1A.ztp", state=ctx.state
+    )
     ctx.record_draws(
         "ztp", (ids,), draws=res["draws"], blocks=res["blocks"], streams=res["attempts"], value=res["k"]
     )

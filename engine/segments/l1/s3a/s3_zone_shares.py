@@ -9,7 +9,7 @@ import polars as pl
 from engine.core.state import StateContext
 from engine.kernels import njit, prange
 from engine.kernels.philox import stream_blocks, stream_draws, stream_new
-from engine.kernels.samplers import gamma
+from engine.kernels.samplers import check_sampler_bound, gamma
 from engine.segments.l1.s3a.pairs import PAIR, refuse_pairs
 from engine.segments.l1.s3a.policy import ZonePriors
 
@@ -42,6 +42,7 @@ def component_gammas(
         draws,
         blocks,
     )
+    check_sampler_bound(np.isnan(out), "3A.zone_dirichlet", state="3A.S3")
     return out, draws, blocks
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from engine.kernels import njit, prange
 from engine.kernels.philox import philox4x64_10, stream_blocks, stream_draws, stream_new, u01
-from engine.kernels.samplers import gamma, normal_from_u
+from engine.kernels.samplers import check_sampler_bound, gamma, normal_from_u
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -42,7 +44,8 @@ def _beta_shares(k0, k1, ids, alpha, beta, lo, hi, share, draws, nblocks):  # ty
         st = stream_new(k0, k1, ids[i], np.uint64(0), np.uint64(0), np.uint64(0), 3)
         g1 = gamma(st, alpha)
         g2 = gamma(st, beta)
-        share[i] = min(max(g1 / (g1 + g2), lo), hi)
+        # a gamma that hit its bound is NaN: keep it NaN for the caller (min/max would clip it away)
+        share[i] = g1 / (g1 + g2) if math.isnan(g1 + g2) else min(max(g1 / (g1 + g2), lo), hi)
         draws[i] = stream_draws(st)
         nblocks[i] = stream_blocks(st)
 
@@ -60,4 +63,5 @@ def beta_shares(
     _beta_shares(
         np.uint64(key[0]), np.uint64(key[1]), ids, alpha, beta, clip[0], clip[1], share, draws, nblocks
     )
+    check_sampler_bound(np.isnan(share), "3B.hybrid_share", state="3B.S1")
     return share, draws, nblocks

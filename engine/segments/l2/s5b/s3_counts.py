@@ -16,6 +16,7 @@ from engine.core.errors import EngineError
 from engine.core.horizon import Horizon
 from engine.core.state import StateContext
 from engine.kernels.bucket_counts import LAW_NB2, LAW_POISSON, bucket_counts
+from engine.kernels.samplers import POISSON_BOUND, check_sampler_bound
 from engine.segments.l2.s5b.batches import part_rows, unit_batches
 from engine.segments.l2.s5b.common import BAND, CHANNEL, PROFILE_KEY, is_virtual, world_enum
 from engine.segments.l2.s5b.policy import Counts
@@ -166,6 +167,7 @@ def run(ctx: StateContext) -> None:
                 law=law,
                 lambda_eps=pol.lambda_eps,
             )
+            check_sampler_bound(count == POISSON_BOUND, "5B.count", state=ctx.state)
             check_cap(ctx, batch, count, pol.max_count_per_cell)
             drew = draws > 0
             c2 = (batch["bucket_index"].to_numpy().astype(np.uint64) << np.uint64(8)) | channel
