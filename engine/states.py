@@ -205,6 +205,25 @@ SEGMENTS: dict[str, SegmentDef] = {
             per_seed_upstream=True,
             per_scenario=True,
         ),
+        SegmentDef(
+            "6A",
+            "engine.segments.l3.s6a.policy",
+            policies=(
+                ("6A", "world"),
+                ("6A", "population"),
+                ("6A", "accounts"),
+                ("6A", "instruments"),
+                ("CFG", "horizon"),
+                ("6A", "terminals"),
+                ("6A", "devices"),
+                ("6A", "ips"),
+                ("6A", "roles"),
+                ("6A", "validation"),
+            ),
+            references=("ref_countries", "ref_currencies", "ref_country_macro"),
+            upstream=("1A", "2A", "2B", "3B", "5A"),
+            per_seed_upstream=True,
+        ),
     )
 }
 
@@ -310,5 +329,13 @@ STATES: dict[str, StateDef] = {
         _state("5B", 3, "s3_counts", sharded=True),
         _state("5B", 4, "s4_arrivals", sharded=True),
         _state("5B", 5, "s5_validation"),
+        _state("6A", 0, "s0_gate", per_seed=False, kind="gate"),
+        _state("6A", 1, "s1_parties"),
+        _state("6A", 2, "s2_accounts"),
+        _state("6A", 3, "s3_instruments"),
+        _state("6A", 4, "s4_terminals"),
+        _state("6A", 5, "s5_devices_ips"),
+        _state("6A", 6, "s6_roles"),
+        _state("6A", 7, "s7_validation"),
     )
 }
