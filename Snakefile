@@ -1,5 +1,5 @@
 # The closed-world fraud data engine. `snakemake --cores N --config preset=tiny output_root=DIR`.
-# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A, seg3B, seg5A, seg5B (later: seg6A, seg6B). See README.md and docs/.
+# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A, seg3B, seg5A, seg5B, seg6A (later: seg6B). See README.md and docs/.
 
 configfile: f"{workflow.basedir}/config/config.yaml"
 
@@ -15,6 +15,7 @@ include: "rules/3A.smk"
 include: "rules/3B.smk"
 include: "rules/5A.smk"
 include: "rules/5B.smk"
+include: "rules/6A.smk"
 
 
 rule all:
@@ -24,6 +25,7 @@ rule all:
         rules.seg3B.input,
         rules.seg5A.input,
         rules.seg5B.input,
+        rules.seg6A.input,
     default_target: True
 
 
