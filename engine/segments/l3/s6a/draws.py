@@ -33,8 +33,8 @@ def truncated_poisson_one(u: float, lam: float, lo: int, k_max: int) -> int:
 
 @njit(cache=True, nogil=True, parallel=True)
 def truncated_poisson_rows(u: np.ndarray, lam: np.ndarray, kmax: int) -> np.ndarray:
-    """Poisson(λ) conditioned on [0, kmax] by inversion (`truncated_poisson_one`), row by row over uniforms `u`
-    and means `lam`."""
+    """Poisson(λ) conditioned on [0, kmax] by inversion (`truncated_poisson_one`), row by row over uniforms
+    `u` and means `lam`."""
     out = np.empty(u.shape[0], dtype=np.int64)
     for i in prange(u.shape[0]):
         out[i] = truncated_poisson_one(u[i], lam[i], 0, kmax)
