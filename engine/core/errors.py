@@ -25,11 +25,13 @@ class EngineError(Exception):
 
 
 class ValidationFailed(EngineError):
-    """A segment's validation found failing REQUIRED checks; the bundle is published without a flag."""
+    """A segment's validation found failing REQUIRED checks; the bundle is published without a flag. The code
+    names the segment, `E_<SEG>_VALIDATION_FAILED` (design layer2_3.md §0.5), so a log line alone says whose
+    world failed."""
 
     def __init__(self, state: str, failed: list[str], where: str) -> None:
         super().__init__(
-            "E_VALIDATION_FAILED",
+            f"E_{state.split('.')[0]}_VALIDATION_FAILED",
             f"REQUIRED checks failed: {', '.join(failed)}",
             where=where,
             fix="read checks.json in the bundle for values and bands",

@@ -46,7 +46,7 @@ def test_validation_failed_line() -> None:
     assert isinstance(err, EngineError)
     assert err.failed == ["1A.R01", "1A.R05"]
     assert err.line() == (
-        "ERROR E_VALIDATION_FAILED 1A.S9: REQUIRED checks failed: 1A.R01, 1A.R05 "
+        "ERROR E_1A_VALIDATION_FAILED 1A.S9: REQUIRED checks failed: 1A.R01, 1A.R05 "
         "(data/layer1/1A/validation/seed=42) — read checks.json in the bundle for values and bands"
     )
 

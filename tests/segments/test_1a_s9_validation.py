@@ -277,7 +277,7 @@ def test_failing_required_check_withholds_the_flag(tmp_path: Path) -> None:
     evidence = {"rng_accounting": {}, "state_reports": {}}
     with pytest.raises(ValidationFailed) as err:
         finish_segment(cast(StateContext, stub), book, evidence)
-    assert err.value.code == "E_VALIDATION_FAILED" and err.value.failed == ["X.R09"]
+    assert err.value.code == "E_1A_VALIDATION_FAILED" and err.value.failed == ["X.R09"]
     bundle = bundle_dir(tmp_path, "1A", SEED, "c" * 64)
     assert (bundle / "checks.json").is_file() and not (bundle / FLAG).exists()
     assert json.loads(failed_checks_file(tmp_path, "1A", SEED, "c" * 64).read_text()) == book.checks
