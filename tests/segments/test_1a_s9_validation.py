@@ -112,7 +112,7 @@ def test_rng_accounting_obeys_the_lane_rules(world: dict[str, Any]) -> None:
         "1A.xb_open": s3.filter(pl.col("deny_reason").is_null()).height,
         "1A.gumbel": world["s3_candidates"].filter(pl.col("candidate_rank") > 0).height,
     }
-    assert one_each["1A.hurdle"] == 200  # the tiny preset's universe
+    assert one_each["1A.hurdle"] == 250  # the tiny preset's universe
     for family, n in one_each.items():
         assert [recorded[family][q] for q in ("draws", "blocks", "streams")] == [n, n, n], family
     assert (recorded["1A.hurdle"]["counter_lo"], recorded["1A.hurdle"]["counter_hi"]) == (
