@@ -162,6 +162,36 @@ def check_schemas(ctx: StateContext, book: CheckBook, tables: dict[str, Any]) ->
         )
 
 
+def check_schema_streamed(
+    ctx: StateContext, book: CheckBook, name: str, paths: list[Any], batch_rows: int = 2_000_000
+) -> None:
+    """A table's contract check batch by batch, and its keys over the key columns alone, so a validation state
+    never holds a large table at full width just to check it."""
+    import pyarrow.parquet as pq
+
+    from engine.core.contracts import dictionary, table_schema, validate_table
+
+    ref = dictionary()[name]["schema"]
+    schema = table_schema(ref)
+
+    def check() -> None:
+        for path in paths:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+                validate_table(pl.from_arrow(batch), ref, where=str(path), state=ctx.state, keys=False)
+        for key in (schema.primary_key, *schema.unique):
+            dupes = pl.concat([pl.read_parquet(p, columns=list(key)) for p in paths]).is_duplicated().sum()
+            if dupes:
+                raise EngineError(
+                    "E_SCHEMA",
+                    f"{dupes} rows duplicate key {list(key)}",
+                    where=str(paths[0].parent),
+                    fix="delete the partition and rerun its state",
+                    state=ctx.state,
+                )
+
+    book.guarded(f"schema.{name}", check)
+
+
 def apply_checks(book: CheckBook, val: Any, metrics: dict[str, tuple[float, int]]) -> None:
     """Evaluate the validation policy's realism checks against computed (value, support) metrics."""
     for check in val.checks:

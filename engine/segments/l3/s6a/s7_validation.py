@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from engine.core.policy_model import Validation
 from engine.core.rng import SampleRule
@@ -19,7 +20,7 @@ from engine.core.validation import (
     PhiloxBlocks,
     Replay,
     apply_checks,
-    check_schemas,
+    check_schema_streamed,
     finish_segment,
     run_replays,
     state_reports,
@@ -567,10 +568,11 @@ def run(ctx: StateContext) -> None:
     start = ctx.policy("CFG/horizon.yaml").start().date()
     book = CheckBook()
     t: dict[str, pl.DataFrame] = {}
-    for name in TABLES:  # one whole table at a time: checked, then only the columns the checks below read
-        df = ctx.read(name)
-        check_schemas(ctx, book, {name: df})
-        t[name] = df.select(KEEP.get(name, df.columns[2:]))
+    for name in TABLES:  # checked batch by batch, then only the columns the checks below read are loaded
+        paths = ctx.part_files(name)
+        check_schema_streamed(ctx, book, name, paths)
+        columns = KEEP.get(name) or pq.read_schema(paths[0]).names[2:]
+        t[name] = pl.concat([pl.read_parquet(p, columns=columns) for p in paths])
     merchants = ctx.sealed_table("merchant_catalogue").sort("merchant_id")
     countries = ctx.sealed_table("ref_countries")
     pols["region_of"] = dict(countries.select("iso2", "subregion").iter_rows())
