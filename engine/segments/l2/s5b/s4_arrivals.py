@@ -31,7 +31,7 @@ from engine.kernels.router import EdgeTables, RouterTables
 from engine.segments.l2.s5b.batches import part_rows, unit_batches
 from engine.segments.l2.s5b.common import CHANNEL, US, enum_codes, tz_of_zone
 from engine.segments.l2.s5b.policy import Arrivals as ArrivalsPolicy
-from engine.segments.l2.s5b.upstream import cutoff_seconds, flat_clock, routers, tz_table
+from engine.segments.l2.s5b.upstream import cutoff_seconds, flat_clock, routers, tz_table, zone_vocabulary
 
 READ = ["merchant_id", "bucket_index", "legal_country_iso", "channel_group", "zone_code", "routing", "count"]
 
@@ -119,12 +119,7 @@ def world_of(ctx: StateContext) -> World:
     horizon: Horizon = ctx.policy("CFG/horizon.yaml")
     router, edge_router, policy = routers(ctx)
     transitions = tz_table(ctx)
-    zones = transitions.select("tz_index", pl.col("tzid").cast(pl.String)).unique().sort("tz_index")
-    tzid = pl.Enum(sorted(zones["tzid"].to_list()))
-    tz_pos = np.full(int(zones["tz_index"].max()) + 1, -1, dtype=np.int64)
-    tz_pos[zones["tz_index"].to_numpy()] = np.searchsorted(
-        tzid.categories.to_numpy(), zones["tzid"].to_numpy()
-    )
+    tzid, tz_pos = zone_vocabulary(transitions)
     sites = ctx.sealed_table("site_timezones").select("site_id", pl.col("legal_country_iso").cast(pl.String))
     edges = ctx.sealed_table("edge_catalogue").select(
         "edge_id", pl.col("country_iso").cast(pl.String), pl.col("tz_index").cast(pl.Int64)

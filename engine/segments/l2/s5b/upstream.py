@@ -100,6 +100,17 @@ def tz_table(ctx: StateContext) -> pl.DataFrame:
     return ctx.sealed_table("tz_transitions").sort("tz_index", "valid_from")
 
 
+def zone_vocabulary(transitions: pl.DataFrame) -> tuple[pl.Enum, np.ndarray]:
+    """The world's tzids as the sorted Enum 5B writes `tzid_local` in, and each tz_index's position in it."""
+    zones = transitions.select("tz_index", pl.col("tzid").cast(pl.String)).unique().sort("tz_index")
+    tzid = pl.Enum(sorted(zones["tzid"].to_list()))
+    tz_pos = np.full(int(zones["tz_index"].max()) + 1, -1, dtype=np.int64)
+    tz_pos[zones["tz_index"].to_numpy()] = np.searchsorted(
+        tzid.categories.to_numpy(), zones["tzid"].to_numpy()
+    )
+    return tzid, tz_pos
+
+
 def flat_clock(transitions: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(first, valid_from, offset_s) per tz_index position: zone z's rows are first[z]..first[z+1]-1."""
     tz = transitions["tz_index"].to_numpy().astype(np.int64)
