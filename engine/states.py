@@ -224,6 +224,27 @@ SEGMENTS: dict[str, SegmentDef] = {
             upstream=("1A", "2A", "2B", "3B", "5A"),
             per_seed_upstream=True,
         ),
+        SegmentDef(
+            "6B",
+            "engine.segments.l3.s6b.policy",
+            policies=(
+                ("6B", "channels"),
+                ("6B", "attachment"),
+                ("6B", "sessions"),
+                ("6B", "flows"),
+                ("6B", "amounts"),
+                ("6B", "campaigns"),
+                ("6B", "truth"),
+                ("6B", "bank_view"),
+                ("6B", "cases"),
+                ("6B", "validation"),
+                ("CFG", "horizon"),
+            ),
+            references=("ref_countries", "ref_currencies", "ref_mcc", "ref_country_macro"),
+            upstream=("1A", "2A", "2B", "3A", "3B", "5A", "5B", "6A"),
+            per_seed_upstream=True,
+            per_scenario=True,
+        ),
     )
 }
 
@@ -337,5 +358,13 @@ STATES: dict[str, StateDef] = {
         _state("6A", 5, "s5_devices_ips"),
         _state("6A", 6, "s6_roles"),
         _state("6A", 7, "s7_validation"),
+        _state("6B", 0, "s0_gate", per_seed=False, kind="gate"),
+        _state("6B", 1, "s1_attach_sessions", sharded=True),
+        _state("6B", 2, "s2_flows", sharded=True),
+        _state("6B", 3, "s3_campaign_plan", scenario=True),
+        _state("6B", 4, "s4_overlay_truth", sharded=True),
+        _state("6B", 5, "s5_bank_events", sharded=True),
+        _state("6B", 6, "s6_cases", scenario=True),
+        _state("6B", 7, "s7_validation"),
     )
 }
