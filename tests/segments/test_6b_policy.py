@@ -108,7 +108,7 @@ def test_fraud_rate_and_enrichment_of_amendment_1() -> None:
     assert band("6B.R19d")[0] <= c.skew.night_weight <= band("6B.R19d")[1]
     assert {4829, 6051, 4511}.issubset(c.skew.cashout_mccs)
     assert {"home_electronics", "digital_goods"} == set(c.skew.cashout_sectors)
-    assert c.types.COUNTERFEIT.cross_border_share == 1.0  # a card-present burst abroad (amendment 2)
+    assert c.types.COUNTERFEIT.cross_border_share == 0.6  # mostly abroad (amendment 2; see campaigns.yaml)
     assert c.types.CNP_STOLEN.cross_border_share > 0.5
     # card-fraud statistics count third-party card fraud only
     assert not {"APP_SCAM", "MULE_CASHOUT", "BUST_OUT"} & set(c.skew.card_fraud_subtypes)
