@@ -16,6 +16,7 @@ include: "rules/3B.smk"
 include: "rules/5A.smk"
 include: "rules/5B.smk"
 include: "rules/6A.smk"
+include: "rules/6B.smk"
 
 
 rule all:
@@ -26,6 +27,7 @@ rule all:
         rules.seg5A.input,
         rules.seg5B.input,
         rules.seg6A.input,
+        rules.seg6B.input,
     default_target: True
 
 

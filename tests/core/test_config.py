@@ -99,6 +99,9 @@ def test_policy_overrides_deep_merge_into_preset() -> None:
         "1B": {"tiles": {"raster": "ref_population_raster_0p25"}},
         "2B": {"router": {"probe_arrivals_per_merchant": 1024}},
         "5A": {"demand_scale": {"target_arrivals": 100000.0}},
+        "6B": {
+            "campaigns": {"fraud_rate_target": 0.004, "fraud_rate_band": [0.002, 0.012], "min_instances": 1}
+        },
     }
 
 

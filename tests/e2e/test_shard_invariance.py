@@ -1,9 +1,10 @@
-"""The shard count names partitions, never values (layer2_3 §0.3): 5B's outputs built with shards = 1, 2 and
-8 hold the same rows, value for value, once each run's shards are put together.
+"""The shard count names partitions, never values (layer2_3 §0.3): 5B's and 6B's outputs built with
+shards = 1, 2 and 8 hold the same rows, value for value, once each run's shards are put together.
 
 shards = 1 is the session's tiny world. For 2 and 8 the world is copied without its layer-2 partitions and
 reports (5A.S4 is sharded too, and a bundle is per (seed, mf), so 5A and 5B are rebuilt for the new shard
-count) and `seg5B` runs there with `shards=N`; the layer-1 world is reused as it is."""
+count, then 6A, which reads 5A's flag, and 6B) and `seg6B` runs there with `shards=N`; the layer-1 world is
+reused as it is."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ pytestmark = pytest.mark.e2e
 
 TABLES = {
     "arrival_events": ["arrival_id"],
+    "transactions": ["flow_id"],
+    "events": ["flow_id", "event_seq"],
+    "s5_case_triggers": ["flow_id", "trigger_type"],
     "bucket_counts": ["merchant_id", "bucket_index", "legal_country_iso", "tzid", "channel_group"],
     "cell_totals": ["merchant_id", "legal_country_iso", "tzid", "channel_group"],
 }
@@ -26,9 +30,8 @@ TABLES = {
 
 def _union(root: Path, name: str, scenario: str) -> pl.DataFrame:
     """Every shard's rows of one scenario, without the shard column, in key order."""
-    paths = sorted(
-        root.glob(f"data/layer2/5B/{name}/seed=42/*/scenario_id={scenario}/shard=*/part-*.parquet")
-    )
+    where = "layer2/5B" if name in ("arrival_events", "bucket_counts", "cell_totals") else "layer3/6B"
+    paths = sorted(root.glob(f"data/{where}/{name}/seed=42/*/scenario_id={scenario}/shard=*/part-*.parquet"))
     assert paths
     df = pl.concat([pl.read_parquet(p) for p in paths]).drop("shard")
     return df.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).sort(TABLES[name])
@@ -38,9 +41,9 @@ def _union(root: Path, name: str, scenario: str) -> pl.DataFrame:
 def test_rows_do_not_depend_on_the_shard_count(tiny_world: Path, tmp_path: Path, shards: int) -> None:
     root = tmp_path / "world"
     shutil.copytree(tiny_world, root, symlinks=False, ignore=shutil.ignore_patterns(".snakemake"))
-    for sub in ("data/layer2", "reports/5A", "reports/5B"):
+    for sub in ("data/layer2", "data/layer3", "reports/5A", "reports/5B", "reports/6A", "reports/6B"):
         shutil.rmtree(root / sub)
-    res = run_snakemake(root, f"shards={shards}", target="seg5B")
+    res = run_snakemake(root, f"shards={shards}", target="seg6B")
     assert res.returncode == 0, res.stderr[-4000:]
     built = {
         p.name for p in root.glob("data/layer2/5B/arrival_events/seed=42/*/scenario_id=baseline/shard=*")

@@ -188,7 +188,7 @@ def test_clean_world_passes_bundle_by_bundle(world: Path) -> None:
     res = verify(world)
     assert res.returncode == 0, res.stdout
     bundles = sorted(world.glob("data/layer*/*/validation/seed=42/*"))
-    assert [b.parts[-4] for b in bundles] == ["1A", "1B", "2A", "2B", "3A", "3B", "5A", "5B", "6A"]
+    assert [b.parts[-4] for b in bundles] == ["1A", "1B", "2A", "2B", "3A", "3B", "5A", "5B", "6A", "6B"]
     assert res.stdout == "".join(f"PASS {b}\n" for b in bundles)
     assert re.search(
         rf"^verify: {len(bundles)} bundles, \d+ files \([\d.]+ MiB\) re-digested in [\d.]+ s: all PASS$",
