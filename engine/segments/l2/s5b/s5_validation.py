@@ -126,17 +126,25 @@ def routing_membership(scan: ArrivalScan, sites: pl.DataFrame, edges: pl.DataFra
     return bad, total
 
 
-def expected_from_5a(parts: list[Path]) -> pl.DataFrame:
-    """Per profile row of a 5A partition: Σλ_scenario (l5a) and its part on local weekends (wk)."""
-    sums = [
-        strings(b)
-        .group_by(PROFILE_KEY)
-        .agg(
-            pl.col("lambda_scenario").cast(pl.Float64).sum().alias("l5a"),
-            pl.col("lambda_scenario").cast(pl.Float64).filter(WEEKEND_5A).sum().alias("wk"),
+def expected_from_5a(parts: list[Path]) -> tuple[pl.DataFrame, float, float]:
+    """Per profile row of a 5A partition: Σλ_scenario (l5a) and its part on local weekends (wk); and the two
+    totals, each summed over sorted values so the float result does not depend on thread scheduling."""
+    sums, total, weekend = [], 0.0, 0.0
+    for b in unit_batches(parts, [*SCENARIO_READ, "utc_offset_s"], ["merchant_id"], BATCH_ROWS):
+        lam = b.select(
+            pl.col("lambda_scenario").cast(pl.Float64).alias("l"),
+            pl.when(WEEKEND_5A).then(pl.col("lambda_scenario").cast(pl.Float64)).otherwise(0.0).alias("w"),
         )
-        for b in unit_batches(parts, [*SCENARIO_READ, "utc_offset_s"], ["merchant_id"], BATCH_ROWS)
-    ]
+        total += float(np.sort(lam["l"].to_numpy()).sum())
+        weekend += float(np.sort(lam["w"].to_numpy()).sum())
+        sums.append(
+            strings(b)
+            .group_by(PROFILE_KEY)
+            .agg(
+                pl.col("lambda_scenario").cast(pl.Float64).sum().alias("l5a"),
+                pl.col("lambda_scenario").cast(pl.Float64).filter(WEEKEND_5A).sum().alias("wk"),
+            )
+        )
     empty = pl.DataFrame(
         schema={
             "merchant_id": pl.UInt64,
@@ -145,7 +153,7 @@ def expected_from_5a(parts: list[Path]) -> pl.DataFrame:
             "wk": pl.Float64,
         }
     )
-    return pl.concat(sums) if sums else empty
+    return (pl.concat(sums) if sums else empty), total, weekend
 
 
 def rerun_counts(
@@ -214,7 +222,7 @@ def check_shard(
     joined = tot.join(recount, on=PROFILE_KEY, how="left")
     tally.totals += int((joined["count_sum"] != joined["c"].fill_null(0)).sum())
     parts = ctx.sealed_parts("merchant_zone_scenario", scenario=scenario, shard=shard)
-    lam5a = expected_from_5a(parts)
+    lam5a, lam_total, weekend_total = expected_from_5a(parts)
     both = tot.join(lam5a, on=PROFILE_KEY, how="full", coalesce=True)
     rel = (both["lambda_scenario_sum"] - both["l5a"]).abs() / both["l5a"].abs().clip(1e-9)
     tally.totals += int(rel.fill_null(1.0).gt(1e-6).sum())
@@ -224,7 +232,7 @@ def check_shard(
     done, wrong = rerun_counts(PhiloxBlocks(ctx.family_key("count")), parts, counts, *latent, world)
     tally.rerun_cells += done
     tally.rerun += wrong
-    return scan.rows - before, float(lam5a["l5a"].sum()), float(lam5a["wk"].sum())
+    return scan.rows - before, lam_total, weekend_total
 
 
 def check_scenario(

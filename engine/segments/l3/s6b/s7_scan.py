@@ -110,7 +110,8 @@ def cube(lf: pl.LazyFrame) -> pl.DataFrame:
         lf.group_by(strings)
         .agg(
             pl.len().alias("n"),
-            pl.col("amount_usd").sum().alias("usd"),
+            # whole US cents: an integer sum does not depend on the order threads add it in
+            (pl.col("amount_usd") * 100.0).round().cast(pl.Int64).sum().alias("usd"),
             pl.col("detection_ts_utc").is_not_null().sum().alias("detected"),
             pl.col("is_fraud_bank").sum().alias("bank_fraud"),
             pl.col("dispute_ts_utc").is_not_null().sum().alias("disputed"),
