@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from engine.core.errors import EngineError
 from engine.core.horizon import Horizon
+from engine.core.ids import splitmix64
 from engine.core.state import StateContext
 from engine.kernels import njit
 from engine.segments.l3.s6b import plan_types as T
@@ -559,7 +560,7 @@ def country_offsets(
         )
         .agg(pl.col("weekly_expected").sum())
         .sort("c", "weekly_expected", "tzid", descending=[False, True, False])
-        .unique("c", keep="first")
+        .unique("c", keep="first", maintain_order=True)
     )
     at = (
         transitions.select(pl.col("tzid").cast(pl.String), "valid_from", "utc_offset_s")
@@ -654,15 +655,21 @@ def read_tables(ctx: StateContext) -> dict[str, pl.DataFrame]:
     return out
 
 
+SAMPLE_MOD = 64  # the hour profile's sample: arrivals with splitmix64(arrival_id) mod 64 = 0
+
+
 def arrivals(ctx: StateContext) -> tuple[int, pl.DataFrame]:
-    """F (the scenario's arrivals, from the parts' metadata) and the first part's local times."""
-    total, sample = 0, None
+    """F (the scenario's arrivals, from the parts' metadata) and the local times of a sample of arrivals keyed
+    by arrival id, so the hour profile, and every campaign time drawn from it, is the same for any shard
+    count."""
+    total, picked = 0, []
     for shard in range(ctx.shards):
         for path in ctx.sealed_parts("arrival_events", scenario=ctx.scenario, shard=shard):
             total += pq.ParquetFile(path).metadata.num_rows
-            if sample is None:
-                sample = pl.read_parquet(path, columns=["ts_local"])
-    return total, sample if sample is not None else pl.DataFrame({"ts_local": []})
+            part = pl.read_parquet(path, columns=["arrival_id", "ts_local"])
+            keep = splitmix64(part["arrival_id"].to_numpy()) % np.uint64(SAMPLE_MOD) == 0
+            picked.append(part.filter(pl.Series(keep)).select("ts_local"))
+    return total, pl.concat(picked) if picked else pl.DataFrame({"ts_local": []})
 
 
 # --- outputs ---------------------------------------------------------------------------------------------
