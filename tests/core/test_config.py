@@ -272,7 +272,7 @@ def test_scenarios_are_the_designs_packs() -> None:
 def test_unknown_override_names_suggest_the_closest() -> None:
     cases = {
         "1a": "unknown segment '1a' (did you mean '1A'?)",
-        "9Z": "unknown segment '9Z' (known: 1A, 1B, 2A, 2B, 3A, 3B, 5A, 5B, 6A, ING)",
+        "9Z": "unknown segment '9Z' (known: 1A, 1B, 2A, 2B, 3A, 3B, 5A, 5B, 6A, 6B, ING)",
     }
     for seg, what in cases.items():
         with pytest.raises(EngineError) as info:
