@@ -230,6 +230,10 @@ def test_role_caps_and_collusive_top_scores(pols: dict[str, object]) -> None:
                 "risk_tier": pl.Series(["LOW", "STANDARD", "ELEVATED", "HIGH"])[tier].cast(
                     pl.Enum(["LOW", "STANDARD", "ELEVATED", "HIGH"])
                 ),
+                "kyc_score": score,  # every KYC tier LOW: 1000 parties off their quantile
+                "kyc_risk_tier": pl.Series(["LOW"] * n).cast(
+                    pl.Enum(["LOW", "STANDARD", "ELEVATED", "HIGH"])
+                ),
                 "role": role,
                 "controller_party_id": pl.Series(ctrl, dtype=pl.UInt64),
             }
@@ -256,8 +260,9 @@ def test_role_caps_and_collusive_top_scores(pols: dict[str, object]) -> None:
     counts = s7.role_invariants(f, t, merchants, roles)
     assert counts["MULE"] == 21
     # the 21st mule breaks the MULE cap and the organiser's load of 15; merchant 1 is COLLUSIVE below the top
-    # score, and merchant tiers off the quantiles of (0.1, 0.2, 0.9) are caught too
+    # score, and merchant tiers off the quantiles of (0.1, 0.2, 0.9) and the all-LOW KYC tiers are caught too
     assert failed(book) == {
+        "tiers.party_kyc": "E_6A_ROLE_CAP",
         "cap.role.MULE": "E_6A_ROLE_CAP",
         "organisers.organiser_over_load": "E_6A_ROLE_CAP",
         "roles.collusive_top_scores": "E_6A_ROLE_CAP",
@@ -453,3 +458,41 @@ def test_a_failed_required_check_withholds_the_flag(
     assert err.value.code == "E_6A_VALIDATION_FAILED"
     assert "cap.parties_per_device" in err.value.what and "6A.R01" in err.value.what
     assert (bundle / "checks.json").is_file() and not (bundle / "_passed.flag").exists()
+
+
+def test_kyc_score_is_the_risk_score_without_its_noise(world6a: Path) -> None:
+    """The bank's KYC view re-derived by docs/datasets/6A.md's formula from the published parties and
+    accounts: kyc_score = logistic(b0 + Σ w·x + segment effect), its tiers exact quantiles within the party
+    type, and risk_score (which adds ε ~ N(0, 1)) a different number for almost everyone."""
+    r = policy("roles").party_risk
+    parties = read6a(world6a, "parties")
+    cards = (
+        read6a(world6a, "accounts")
+        .filter(pl.col("account_type") == "CREDIT_CARD")
+        .group_by("party_id")
+        .agg(pl.len().alias("cards"))
+    )
+    start = dt.date(2026, 3, 2)  # tiny's horizon start
+    rows = parties.join(cards, on="party_id", how="left").join(read6a(world6a, "party_roles"), on="party_id")
+    for p in rows.sample(n=500, seed=1).iter_rows(named=True):
+        tenure = max((start - p["onboarding_date"]).days / 30.4375, 1.0)
+        x = {
+            "cross_border": p["cross_border_propensity"],
+            "digital": p["digital_affinity"],
+            "credit_cards": p["cards"] or 0,
+            "neg_log_tenure": -np.log(tenure / r.tenure_ref_months),
+            "single_person": float(p["party_type"] == "RETAIL" and p["household_size"] == 1),
+        }
+        lin = (
+            r.intercept
+            + r.segment_effects.get(p["segment"], 0.0)
+            + sum(r.weights[k] * v for k, v in x.items())
+        )
+        assert p["kyc_score"] == pytest.approx(1 / (1 + np.exp(-lin)), rel=1e-6)
+    for ptype, group in rows.group_by("party_type"):
+        n = group.height
+        order = group.sort("kyc_score", "party_id")["kyc_risk_tier"].to_list()
+        bounds = [0, *(int(np.ceil(c * n)) for c in policy("roles").tier_cutoffs), n]
+        for tier, lo, hi in zip(("LOW", "STANDARD", "ELEVATED", "HIGH"), bounds, bounds[1:], strict=True):
+            assert set(order[lo:hi]) <= {tier}, (ptype, tier)
+    assert (rows["kyc_score"] != rows["risk_score"]).mean() > 0.99

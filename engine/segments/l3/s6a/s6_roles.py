@@ -105,6 +105,10 @@ def party_roles(ctx: StateContext, parties: pl.DataFrame, accounts: pl.DataFrame
     ptype = parties["party_type"].cast(pl.String).replace_strict({t: i for i, t in enumerate(PARTY_TYPES)})
     ptype = ptype.cast(pl.Int64).to_numpy()
     tier = R.tiers_by_quantile(score, ids, ptype, pol.tier_cutoffs)
+    # the bank's KYC view: the same quantile tiers over the observable part of the score (no ε), so the tier a
+    # bank holds tracks the roles without naming them (6B's kyc_risk_tier)
+    kyc_score = R.logistic(lin).astype(np.float32)
+    kyc_tier = R.tiers_by_quantile(kyc_score, ids, ptype, pol.tier_cutoffs)
     cdfs = np.array([pol.cdf(t, tier_name) for t in PARTY_TYPES for tier_name in RISK_TIERS])
     role = R.draw_roles(role_uniforms(ctx, "PARTY", ids), ptype * len(RISK_TIERS) + tier, cdfs)
     drawn = np.bincount(role, minlength=len(PARTY_ROLES))
@@ -129,6 +133,8 @@ def party_roles(ctx: StateContext, parties: pl.DataFrame, accounts: pl.DataFrame
             "party_id": parties["party_id"],
             "risk_score": pl.Series(score, dtype=pl.Float32),
             "risk_tier": coded(tier, RISK_TIERS),
+            "kyc_score": pl.Series(kyc_score, dtype=pl.Float32),
+            "kyc_risk_tier": coded(kyc_tier, RISK_TIERS),
             "role": coded(role, PARTY_ROLES),
             "controller_party_id": pl.Series(controller, dtype=pl.UInt64).replace(0, None),
         }

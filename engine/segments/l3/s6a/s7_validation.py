@@ -282,20 +282,24 @@ def role_invariants(
     ).items():
         f.count(f"organisers.{name}", n_bad, "parties", "E_6A_ROLE_CAP", cap=name == "organiser_over_load")
     scored = t["party_roles"].join(t["parties"].select("party_id", "party_type"), on="party_id")
-    tiers = audit.quantile_tiers(
-        scored.select(
-            pl.col("risk_score").alias("score"),
-            pl.col("party_id").alias("id"),
-            pl.col("party_type").cast(pl.String).alias("group"),
-        ),
-        pol.tier_cutoffs,
-    )
-    f.count(
-        "tiers.party_roles",
-        int((tiers != scored["risk_tier"].to_physical().cast(pl.Int64)).sum()),
-        "tiers off their score quantile",
-        "E_6A_ROLE_CAP",
-    )
+    for name, score, tier in (
+        ("party_roles", "risk_score", "risk_tier"),
+        ("party_kyc", "kyc_score", "kyc_risk_tier"),
+    ):
+        tiers = audit.quantile_tiers(
+            scored.select(
+                pl.col(score).alias("score"),
+                pl.col("party_id").alias("id"),
+                pl.col("party_type").cast(pl.String).alias("group"),
+            ),
+            pol.tier_cutoffs,
+        )
+        f.count(
+            f"tiers.{name}",
+            int((tiers != scored[tier].to_physical().cast(pl.Int64)).sum()),
+            "tiers off their score quantile",
+            "E_6A_ROLE_CAP",
+        )
     mr = t["merchant_roles"]
     mt = audit.quantile_tiers(
         mr.select(

@@ -1,5 +1,5 @@
 """What 6B.S5 looks flows up in: the 6A entities as the issuer holds them (hidden roles excluded; the party's
-risk tier is the bank's KYC rating), merchants, sites, account events, collateral anchors and the local clock.
+KYC tier is the bank's rating), merchants, sites, account events, collateral anchors and the local clock.
 Lookups gather by id (6A ids are sequential from 1, so a position is id − 1; a searchsorted otherwise)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from engine.core.state import StateContext
 from engine.segments.l3.s6b.bank_columns import nullable
 from engine.segments.l3.s6b.events import LocalClock
 from engine.segments.l3.s6b.policy import ACCOUNT_EVENT_TYPES, CAMPAIGN_TYPES
+from engine.segments.l3.s6b.pools import read_upstream
 
 COLLATERAL_TYPES = ("ACCOUNT_TAKEOVER", "CARD_TESTING")
 TYPE_SHIFT = 56  # campaign_id = type_code << 56 | instance
@@ -99,61 +100,78 @@ def bank_world(ctx: StateContext) -> BankWorld:
     """The world of this run: sealed upstream tables, and 6B.S3's account events and inserted flows."""
     assert ctx.scenario is not None
     return build_world(
-        ctx.sealed_table,
+        lambda name, columns: (
+            ctx.sealed_table(name) if columns is None else read_upstream(ctx, name, columns)
+        ),
         ctx.read("account_events", scenario=ctx.scenario),
         ctx.read("inserted_flows", scenario=ctx.scenario),
     )
 
 
 def build_world(
-    table: Callable[[str], pl.DataFrame], account_events: pl.DataFrame, inserted: pl.DataFrame
+    table: Callable[[str, list[str] | None], pl.DataFrame],
+    account_events: pl.DataFrame,
+    inserted: pl.DataFrame,
 ) -> BankWorld:
-    """The lookups from the upstream tables by input id (`table`) and 6B.S3's outputs."""
+    """The lookups from the upstream tables by input id (`table`, reading only the columns it is given) and
+    6B.S3's outputs."""
+
+    def picked(name: str, *exprs: str | pl.Expr) -> pl.DataFrame:
+        """`name` read with only the columns `exprs` use, then selected by them."""
+        wanted = [pl.col(e) if isinstance(e, str) else e for e in exprs]
+        return table(name, sorted({c for e in wanted for c in e.meta.root_names()})).select(wanted)
+
     profile = (
-        table("merchant_zone_profile")
-        .select("merchant_id", pl.col("demand_class").alias("merchant_class"))
+        picked("merchant_zone_profile", "merchant_id", pl.col("demand_class").alias("merchant_class"))
         .drop_nulls()
         .unique("merchant_id", keep="first", maintain_order=True)
     )
-    merchants = (
-        table("merchant_catalogue")
-        .select("merchant_id", "mcc", pl.col("sector").cast(pl.String), _country("home_country_iso", "home"))
-        .join(profile, on="merchant_id", how="left")
-    )
-    sites = table("site_timezones").select("site_id", _country("legal_country_iso", "site_country"))
-    tiers = table("party_roles").select("party_id", pl.col("risk_tier").alias("kyc_risk_tier"))
-    parties = (
-        table("parties")
-        .select(
-            "party_id",
-            _country("country_iso", "party_country_iso"),
-            pl.col("segment").alias("party_segment"),
-            "onboarding_date",
-        )
-        .join(tiers, on="party_id", how="left")
-    )
-    accounts = table("accounts").select(
+    merchants = picked(
+        "merchant_catalogue",
+        "merchant_id",
+        "mcc",
+        pl.col("sector").cast(pl.String),
+        _country("home_country_iso", "home"),
+    ).join(profile, on="merchant_id", how="left")
+    sites = picked("site_timezones", "site_id", _country("legal_country_iso", "site_country"))
+    tiers = picked("party_roles", "party_id", "kyc_risk_tier")
+    parties = picked(
+        "parties",
+        "party_id",
+        _country("country_iso", "party_country_iso"),
+        pl.col("segment").alias("party_segment"),
+        "onboarding_date",
+    ).join(tiers, on="party_id", how="left")
+    accounts = picked(
+        "accounts",
         "account_id",
         "issuer_id",
         _country("issuer_country", "issuer_country_iso"),
         (pl.col("account_type").cast(pl.String) == "CREDIT_CARD").alias("is_credit"),
     )
-    instruments = table("instruments").select(
-        "instrument_id", "instrument_type", pl.col("scheme").alias("card_scheme"), "card_bin", "is_tokenised"
+    instruments = picked(
+        "instruments",
+        "instrument_id",
+        "instrument_type",
+        pl.col("scheme").alias("card_scheme"),
+        "card_bin",
+        "is_tokenised",
     )
-    devices = table("devices").select(
+    devices = picked(
+        "devices",
         "device_id",
         "device_type",
         pl.col("os").alias("device_os"),
         pl.col("n_parties").alias("device_n_parties"),
     )
-    ips = table("ips").select(
+    ips = picked(
+        "ips",
         "ip_id",
         "ip_type",
         pl.col("asn_class").alias("ip_asn_class"),
         _country("country_iso", "ip_country_iso"),
     )
-    issuers = table("issuers").select("issuer_id", _country("country_iso", "country"), "issuer_rank")
+    issuers = picked("issuers", "issuer_id", _country("country_iso", "country"), "issuer_rank")
     countries = pl.Enum(
         sorted(
             set(merchants["home"])
@@ -199,7 +217,7 @@ def build_world(
         countries=countries,
         history=history,
         anchors=anchors,
-        clock=LocalClock(table("tz_transitions")),
+        clock=LocalClock(table("tz_transitions", None)),
     )
 
 

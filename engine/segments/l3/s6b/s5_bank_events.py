@@ -336,7 +336,6 @@ def transactions(
         "chargeback_ts_utc": stamp(got.chargeback_ts),
         "chargeback_outcome": coded(got.cb_outcome, CB_OUTCOMES),
         "chargeback_outcome_ts_utc": stamp(got.cb_outcome_ts),
-        "card_blocked_ts_utc": stamp(np.full(view.height, -1)),
         "case_opened_ts_utc": stamp(np.where(first_trigger < np.iinfo(np.int64).max, first_trigger, -1)),
         "bank_label": coded(got.bank_label, BANK_LABELS),
         "is_fraud_bank": pl.Series(got.bank_label <= BANK_LABELS.index("CONFIRMED_FRAUD")),
