@@ -266,7 +266,7 @@ class StateDef:
 
 def _state(
     seg: str,
-    n: int,
+    n: int | str,
     name: str,
     *,
     per_seed: bool = True,
@@ -274,7 +274,8 @@ def _state(
     scenario: bool = False,
     sharded: bool = False,
 ) -> StateDef:
-    """A state of `seg`, its module in engine/segments/l<layer>/s<seg>/<name>.py."""
+    """A state of `seg`, its module in engine/segments/l<layer>/s<seg>/<name>.py; `n` is its number (with a
+    letter for a pass between two numbered states, e.g. 6B.S5a)."""
     module = f"engine.segments.l{LAYER[seg]}.s{seg.lower()}.{name}"
     return StateDef(f"{seg}.S{n}", seg, name, module, per_seed, kind, scenario or sharded, sharded)
 
@@ -363,6 +364,8 @@ STATES: dict[str, StateDef] = {
         _state("6B", 2, "s2_flows", sharded=True),
         _state("6B", 3, "s3_campaign_plan", scenario=True),
         _state("6B", 4, "s4_overlay_truth", sharded=True),
+        _state("6B", "5a", "s5a_block_candidates", sharded=True),
+        _state("6B", "5b", "s5b_card_blocks", scenario=True),
         _state("6B", 5, "s5_bank_events", sharded=True),
         _state("6B", 6, "s6_cases", scenario=True),
         _state("6B", 7, "s7_validation"),

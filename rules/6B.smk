@@ -1,7 +1,7 @@
 # Segment 6B — behaviour, fraud and labels (design layer2_3.md §4, §5). One rule per state; see
 # engine/segments/l3/s6b/<state>.py, contracts/6B.yaml, docs/datasets/6B.md and tests/segments/test_6b_*.py.
-# S1, S2, S4 and S5 run per scenario and shard (streamed by arrival parts); S3 (the campaign plan) and S6 (cases)
-# run once per scenario because campaigns and cases cross shards.
+# S1, S2, S4, S5a and S5 run per scenario and shard (streamed by arrival parts); S3 (the campaign plan), S5b (card
+# blocks) and S6 (cases) run once per scenario because campaigns, cards and cases cross shards.
 
 MF_6B = PLAN["6B"].manifest_fingerprint
 GATE_6B = gate_dir(ROOT, "6B", MF_6B)
@@ -137,11 +137,58 @@ rule seg6B_s4_overlay_truth:
         RUN_6B_SHARD
 
 
+rule seg6B_s5a_block_candidates:
+    """The detections that block a card, per shard (amendment 5): S5's bank view up to what the bank learns."""
+    input:
+        SEALED_6B,
+        UPSTREAM_6B,
+        rules.seg6B_s4_overlay_truth.output,
+    output:
+        ds("s5_block_candidates", MF_6B),
+        state_report("6B", "s5a_block_candidates", scenario=True, shard=True),
+    log:
+        job_log("6B", "s5a_block_candidates", scenario=True, shard=True),
+    benchmark:
+        job_benchmark("6B", "s5a_block_candidates", scenario=True, shard=True),
+    resources:
+        mem_mb=3000,
+    params:
+        state="6B.S5a",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_6B_SHARD
+
+
+rule seg6B_s5b_card_blocks:
+    """Blocked cards and their replacements, per scenario: a card's flows cross shards."""
+    input:
+        SEALED_6B,
+        UPSTREAM_6B,
+        expand(rules.seg6B_s5a_block_candidates.output, shard=SHARDS, allow_missing=True),
+    output:
+        ds("card_reissues", MF_6B),
+        state_report("6B", "s5b_card_blocks", scenario=True),
+    log:
+        job_log("6B", "s5b_card_blocks", scenario=True),
+    benchmark:
+        job_benchmark("6B", "s5b_card_blocks", scenario=True),
+    resources:
+        mem_mb=1000,
+    params:
+        state="6B.S5b",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_6B_SCENARIO
+
+
 rule seg6B_s5_bank_events:
     input:
         SEALED_6B,
         UPSTREAM_6B,
         rules.seg6B_s4_overlay_truth.output,
+        rules.seg6B_s5b_card_blocks.output,
     output:
         ds("transactions", MF_6B),
         ds("events", MF_6B),

@@ -211,6 +211,10 @@ def _bad_leaf(value: Any) -> st.SearchStrategy[Any]:
         return st.one_of(st.booleans(), NON_FINITE, WORDS)
     if isinstance(value, str):
         return st.one_of(NOT_A_STRING, st.just(f"{value}_bogus"))
+    if isinstance(
+        value, bool
+    ):  # the other bool is valid (a flag like `enabled` can break only a cross-field rule)
+        return st.one_of(st.integers(), st.floats(-1e6, 1e6), NON_FINITE, WORDS, CONTAINERS)
     return NOT_AN_INT if isinstance(value, int) else NOT_A_NUMBER
 
 

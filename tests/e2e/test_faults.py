@@ -2,8 +2,10 @@
 
 Every case asserts what the user sees last and that, once the fault is gone, `snakemake --unlock` and a
 rerun leave the same data bytes as the clean session world. Each case starts from a copy of that world with
-a few partitions deleted, so only the states from the fault point on run again. The full SIGKILL sweep over
-the DAG is marked `slow`; three kill points run by default.
+a few partitions deleted and runs the target of the fault's segment (`seg2A` for a 2A partition), so only
+that segment's states from the fault point on run again: the segments downstream would only be rebuilt
+byte for byte, which test_tiny_world's fresh one-core build proves for the whole world. The full SIGKILL
+sweep over the DAG is marked `slow`; three kill points run by default.
 """
 
 from __future__ import annotations
@@ -47,11 +49,16 @@ def copy_world(tiny_world: Path, root: Path, *victims: str) -> Path:
     return root
 
 
-def start(root: Path, out: Path, **env: str) -> subprocess.Popen[bytes]:
+def target_of(victim: str) -> str:
+    """The target that rebuilds a `SEG/dataset` victim: its segment's."""
+    return f"seg{victim.split('/')[0]}"
+
+
+def start(root: Path, out: Path, target: str, **env: str) -> subprocess.Popen[bytes]:
     """Snakemake on the tiny preset in its own process group (so a kill can take the jobs with it)."""
     with open(out, "wb") as fh:
         return subprocess.Popen(
-            snakemake_cmd(root),
+            snakemake_cmd(root, target=target),
             cwd=REPO,
             env={**os.environ, **env},
             stdout=fh,
@@ -92,11 +99,13 @@ def writer_pid(temp_file: Path) -> int:
 
 
 @contextlib.contextmanager
-def run_until(root: Path, out: Path, find: Callable[[], list[Path]], pause: str = "") -> Iterator[Run]:
-    """Snakemake running until `find` finds something (with `pause`, that dataset's publish holds there);
-    whatever happens in the block, nothing of the run outlives it."""
+def run_until(
+    root: Path, out: Path, find: Callable[[], list[Path]], target: str, pause: str = ""
+) -> Iterator[Run]:
+    """Snakemake (`target`) running until `find` finds something (with `pause`, that dataset's publish holds
+    there); whatever happens in the block, nothing of the run outlives it."""
     resume = out.with_suffix(".resume")
-    proc = start(root, out, ENGINE_FAULT_PAUSE=pause.split("/")[-1], ENGINE_FAULT_RESUME=str(resume))
+    proc = start(root, out, target, ENGINE_FAULT_PAUSE=pause.split("/")[-1], ENGINE_FAULT_RESUME=str(resume))
     try:
         wait_until(find, proc, f"{pause or 'the job'} in {root}")
         yield Run(proc, find()[0], resume)  # a paused temp or a job's log stays where it was found
@@ -118,10 +127,10 @@ def last_line(text: str) -> str:
     return text.rstrip("\n").rsplit("\n", 1)[-1]
 
 
-def assert_recovers(root: Path, tiny_world: Path) -> None:
-    """Unlock, rerun, and the world is byte-identical to the clean one, with no temp left anywhere."""
+def assert_recovers(root: Path, tiny_world: Path, target: str) -> None:
+    """Unlock, rerun `target`, and the world is byte-identical to the clean one, with no temp left."""
     assert run_snakemake(root, "--unlock").returncode == 0
-    res = run_snakemake(root)
+    res = run_snakemake(root, target=target)
     assert res.returncode == 0, res.stderr[-4000:]
     assert not list(root.rglob(".tmp-*"))
     assert data_digests(root) == data_digests(tiny_world)
@@ -150,7 +159,7 @@ class KillPoint:
 
 def kill_at(point: KillPoint, root: Path, out: Path) -> None:
     find = paused_temp(root, point.pause) if point.pause else job_started(root, point.job)
-    with run_until(root, out, find, point.pause) as run:
+    with run_until(root, out, find, target_of(point.victims[0]), point.pause) as run:
         if point.mode == "group":
             os.killpg(run.proc.pid, signal.SIGKILL)
         elif point.mode == "job":
@@ -199,7 +208,7 @@ SWEEP_POINTS = [
 def _kill_and_recover(point: KillPoint, tiny_world: Path, tmp_path: Path) -> None:
     root = copy_world(tiny_world, tmp_path / "world", *point.victims)
     kill_at(point, root, tmp_path / "killed.out")
-    assert_recovers(root, tiny_world)
+    assert_recovers(root, tiny_world, target_of(point.victims[0]))
 
 
 @pytest.mark.parametrize("point", DEFAULT_POINTS, ids=lambda p: p.id)
@@ -245,13 +254,13 @@ def test_invalid_output_root_is_one_line_at_parse_time(
 def test_read_only_root_before_the_run(tiny_world: Path, tmp_path: Path) -> None:
     root = copy_world(tiny_world, tmp_path / "world", "2A/site_timezones", "2A/tz_in_use")
     with read_only_bind(root):
-        res = run_snakemake(root)
+        res = run_snakemake(root, target="seg2A")
     assert res.returncode == 1
     assert last_line(res.stderr) == (
         "ERROR E_OUTPUT_ROOT_UNWRITABLE config: cannot write: Read-only file system "
         f"(config field output_root ({root})) — {UNWRITABLE_FIX}"
     )
-    assert_recovers(root, tiny_world)
+    assert_recovers(root, tiny_world, "seg2A")
 
 
 def test_read_only_data_met_by_a_running_job(tiny_world: Path, tmp_path: Path) -> None:
@@ -259,7 +268,7 @@ def test_read_only_data_met_by_a_running_job(tiny_world: Path, tmp_path: Path) -
     root = copy_world(tiny_world, tmp_path / "world", "2A/tz_dst_windows")
     out = tmp_path / "run.out"
     paused = paused_temp(root, "2A/tz_dst_windows")
-    with run_until(root, out, paused, "2A/tz_dst_windows") as run, read_only_bind(root / "data"):
+    with run_until(root, out, paused, "seg2A", "2A/tz_dst_windows") as run, read_only_bind(root / "data"):
         run.resume.touch()  # the job goes on into its rename, on a file system that is now read-only
         assert run.proc.wait(timeout=DEADLINE_S) != 0
     target = run.found.parent.parent / run.found.parent.name.split("-", 4)[4]
@@ -267,7 +276,7 @@ def test_read_only_data_met_by_a_running_job(tiny_world: Path, tmp_path: Path) -
         f"ERROR E_OUTPUT_ROOT_UNWRITABLE 2A.S4: cannot write: Read-only file system ({target}) — "
         + UNWRITABLE_FIX
     )
-    assert_recovers(root, tiny_world)
+    assert_recovers(root, tiny_world, "seg2A")
 
 
 def fill(mnt: Path, leave: int) -> None:
@@ -285,7 +294,7 @@ def test_full_disk(tiny_world: Path, tmp_path: Path) -> None:
     with mounted_tmpfs(tmp_path / "mnt", f"{size_mib}m") as mnt:
         root = copy_world(tiny_world, mnt / "world", "1B/tile_sampler")
         fill(mnt, 8192)
-        res = run_snakemake(root)
+        res = run_snakemake(root, target="seg1B")
         assert res.returncode == 1
         assert re.fullmatch(
             r"ERROR E_DISK_FULL config: only \d+ KiB free on the output root's file system "
@@ -294,7 +303,7 @@ def test_full_disk(tiny_world: Path, tmp_path: Path) -> None:
             last_line(res.stderr),
         ), res.stderr[-2000:]
         fill(mnt, 2 << 20)
-        res = run_snakemake(root)
+        res = run_snakemake(root, target="seg1B")
         assert res.returncode == 1
         target = next(tiny_world.glob("data/layer1/1B/tile_sampler/manifest_fingerprint=*")).name
         assert last_line(res.stderr) == (
@@ -304,16 +313,16 @@ def test_full_disk(tiny_world: Path, tmp_path: Path) -> None:
         assert (root / "logs/errors.log").read_text() == last_line(res.stderr) + "\n"
         assert not list(root.glob("data/**/.tmp-*"))  # the failed publish left nothing
         (mnt / "filler").unlink()
-        assert_recovers(root, tiny_world)
+        assert_recovers(root, tiny_world, "seg1B")
 
 
 def test_second_run_on_a_busy_root_fails_on_the_lock(tiny_world: Path, tmp_path: Path) -> None:
     """Two runs on one root: the second stops on Snakemake's lock before any job; the first finishes."""
     root = copy_world(tiny_world, tmp_path / "world", "2A/tz_dst_windows")
     with run_until(
-        root, tmp_path / "first.out", paused_temp(root, "2A/tz_dst_windows"), "2A/tz_dst_windows"
+        root, tmp_path / "first.out", paused_temp(root, "2A/tz_dst_windows"), "seg2A", "2A/tz_dst_windows"
     ) as run:
-        second = run_snakemake(root)
+        second = run_snakemake(root, target="seg2A")
         run.resume.touch()
         assert run.proc.wait(timeout=DEADLINE_S) == 0
     assert second.returncode == 1

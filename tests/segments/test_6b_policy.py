@@ -115,17 +115,19 @@ def test_fraud_rate_and_enrichment_of_amendment_1() -> None:
 
 
 # amendment 2's shares, but CNP_STOLEN .27 and COUNTERFEIT .06 (not .30 and .03): see campaigns.yaml (6B.R19a)
+# the shipped shares: amendment 2's, with the departures docs/datasets/6B.md gives (card-present types carry
+# more, since block and reissue cuts their executed value; takeovers, card testing and abuse less)
 AMENDMENT_2_SHARES = {
-    "CARD_TESTING": 0.15,
+    "CARD_TESTING": 0.14,
     "CNP_STOLEN": 0.27,
-    "ACCOUNT_TAKEOVER": 0.12,
+    "ACCOUNT_TAKEOVER": 0.10,
     "APP_SCAM": 0.10,
     "BUST_OUT": 0.08,
-    "LOST_STOLEN": 0.07,
-    "COUNTERFEIT": 0.06,
+    "LOST_STOLEN": 0.09,
+    "COUNTERFEIT": 0.08,
     "MERCHANT_COLLUSION": 0.02,
     "REFUND_ABUSE": 0.06,
-    "PROMO_ABUSE": 0.07,
+    "PROMO_ABUSE": 0.06,
 }
 
 
@@ -382,7 +384,7 @@ BROKEN: list[tuple[str, str, Any, str, str]] = [
     ("amounts", "transfer.round_to.1.major", 5, "transfer.round_to.1.major", "ascend"),
     ("amounts", "income_factor.RETAIL_VALUE", DELETE, "income_factor", "RETAIL_VALUE"),
     ("campaigns", "types.CNP_STOLEN.share", 0.32, "types", "sum to 1.05"),
-    ("campaigns", "types.PROMO_ABUSE.enabled", False, "types", "sum to 0.93"),
+    ("campaigns", "types.PROMO_ABUSE.enabled", False, "types", "sum to 0.94"),
     ("campaigns", "fraud_rate_target", 0.004, "fraud_rate_target", "outside fraud_rate_band"),
     ("campaigns", "fraud_rate_band", [0.003, 0.0005], "fraud_rate_band", "reversed"),
     ("campaigns", "reference_fraud_rate", 0.002, "reference_fraud_rate", "exceeds the target"),
@@ -583,9 +585,9 @@ def test_contract_lists_the_design_tables() -> None:
         "events",
     }
     assert design <= set(TABLES)
-    # added by the amendments: points of compromise (3) and non-monetary events (10); block and reissue (5) is
-    # not built yet
-    assert set(TABLES) - design == {"breaches", "account_events"}
+    # added by the amendments: points of compromise (3), non-monetary events (10), block and reissue (5: S5a's
+    # candidates and S5b's blocked cards)
+    assert set(TABLES) - design == {"breaches", "account_events", "s5_block_candidates", "card_reissues"}
 
 
 def test_contract_vocabularies_are_the_policy_vocabularies() -> None:

@@ -14,7 +14,7 @@ import pytest
 from scipy.special import ndtri
 
 from engine.core.validation import PhiloxBlocks, u01
-from engine.segments.l3.s6b.flow_kernel import next_business_day_us, next_cutoff_us
+from engine.segments.l3.s6b.flow_kernel import next_business_day_us, next_cutoff_us, tilted
 from engine.segments.l3.s6b.flow_plan import FlowInputs, flow_amounts, plan_flows
 from tests.conftest import shipped_policy
 
@@ -314,3 +314,11 @@ def test_pos_clearing_replays_at_the_local_cutoff(inputs: FlowInputs) -> None:
             hours = min(max(spec.median * math.exp(spec.sigma * ndtri(q)), spec.clip[0]), spec.clip[1])
             want = int(cut - local[i]) + max(math.floor(hours * 3600 * US + 0.5), 1)
         assert plan["clearing_delay_us"][i] == want
+
+
+def test_an_upward_tilt_stops_at_the_legit_99_5th_percentile() -> None:
+    assert tilted(0.5, 2.0, True) == pytest.approx(0.75)  # 1 − 0.5²
+    assert tilted(0.99, 2.5, True) == 0.995  # 1 − 0.01^2.5 ≈ 0.99999, capped
+    assert tilted(0.999, 2.5, True) == 0.999  # already above the cap: kept, never lowered
+    assert tilted(0.5, 3.0, False) == pytest.approx(0.125)  # downward tilts are not capped
+    assert tilted(0.7, 1.0, True) == 0.7  # γ ≤ 1: no tilt

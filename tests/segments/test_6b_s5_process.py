@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -15,11 +16,13 @@ from engine.core import yaml12
 from engine.core.contracts import DTYPES, table_schema, validate_columns
 from engine.segments.l3.s6b import policy as p6b
 from engine.segments.l3.s6b.bank_world import BankWorld, Dim, in_countries, probe_issuers
+from engine.segments.l3.s6b.blocks import REISSUE_BIT, Blocks
 from engine.segments.l3.s6b.events import LocalClock
 from engine.segments.l3.s6b.s5_bank_events import make_setup, process
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = (11, 22)
+NO_BLOCKS = Blocks(*(np.zeros(0, dtype=t) for t in (np.uint64, np.int64, np.uint64, np.int64)))
 T0 = dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC)
 US = 1_000_000
 
@@ -335,7 +338,7 @@ def s4_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def outputs() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     s = make_setup(pack("bank_view"), pack("amounts"), pack("channels"), world(), KEY)
-    tx, ev, trig, _ = process(s4_frame(ROWS), s, "6B.S5")
+    tx, ev, trig, _ = process(s4_frame(ROWS), s, NO_BLOCKS, "6B.S5")
     return tx, ev, trig
 
 
@@ -419,9 +422,12 @@ def test_triggers_agree_with_the_labels(outputs: Any) -> None:
 
 def test_rows_do_not_depend_on_the_batch() -> None:
     s = make_setup(pack("bank_view"), pack("amounts"), pack("channels"), world(), KEY)
-    whole = process(s4_frame(ROWS), s, "6B.S5")[0]
+    whole = process(s4_frame(ROWS), s, NO_BLOCKS, "6B.S5")[0]
     parts = pl.concat(
-        [process(s4_frame(ROWS[:2]), s, "6B.S5")[0], process(s4_frame(ROWS[2:]), s, "6B.S5")[0]]
+        [
+            process(s4_frame(ROWS[:2]), s, NO_BLOCKS, "6B.S5")[0],
+            process(s4_frame(ROWS[2:]), s, NO_BLOCKS, "6B.S5")[0],
+        ]
     )
     assert whole.equals(parts)
 
@@ -438,3 +444,30 @@ def test_probe_issuers() -> None:
     issuer, country = probe_issuers(issuers, countries)
     # FR → its rank-1 issuer 21; GB has none → the first rank-1 by id (10, in US); unknown → 10
     assert issuer.tolist() == [21, 10, 10, 10] and country.tolist() == [0, 2, 2, 2]
+
+
+def test_a_blocked_card_declines_its_later_fraud_and_is_stamped() -> None:
+    """Card 2 (the stolen-card ECOM purchase at +5 min) blocked at +1 min: the purchase is declined
+    LOST_STOLEN_CARD, never clears, and carries the block time; card 1's payment at +0 is untouched."""
+    s = make_setup(pack("bank_view"), pack("amounts"), pack("channels"), world(), KEY)
+    blocked = int(T0.timestamp()) * US + 60 * US
+    blocks = Blocks(
+        np.array([2], dtype=np.uint64),
+        np.array([blocked]),
+        np.array([REISSUE_BIT | 2], dtype=np.uint64),
+        np.array([blocked + 3 * 86400 * US]),
+    )
+    tx, ev, _, _ = process(s4_frame(ROWS[:2]), s, blocks, "6B.S5")
+    stolen = tx.row(1, named=True)
+    assert (stolen["auth_decision"], stolen["decline_reason"]) == ("DECLINE", "LOST_STOLEN_CARD")
+    assert not stolen["is_cleared"] and stolen["refund_ts_utc"] is None
+    assert stolen["card_blocked_ts_utc"] == T0 + dt.timedelta(minutes=1)
+    assert tx.row(0, named=True)["card_blocked_ts_utc"] is None
+    response = ev.filter(
+        (pl.col("flow_id") == ROWS[1]["flow_id"]) & (pl.col("event_type") == "AUTH_RESPONSE")
+    )
+    assert response["response_code"].cast(pl.String).to_list() == ["LOST_STOLEN_CARD"]
+    assert set(ev.filter(pl.col("flow_id") == ROWS[1]["flow_id"])["event_type"].cast(pl.String)) == {
+        "AUTH_REQUEST",
+        "AUTH_RESPONSE",
+    }

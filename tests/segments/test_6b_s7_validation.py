@@ -174,3 +174,27 @@ def test_bundle_passes_and_states_its_labels(tiny_world: Path) -> None:
         assert cov["short"] == 0 and cov["flows"] >= cov["arrivals"] + cov["inserted"]
         fraud = stats[scenario]["bank_view"]["FRAUD"]
         assert 0 < fraud["detection_rate"] <= 1
+
+
+def test_blocked_cards_in_the_tiny_world(tiny_world: Path) -> None:
+    """Amendment 5 from the files alone: each blocked card's later attempts are declined LOST_STOLEN_CARD in
+    whichever shard they fall, its holder's genuine spending reaches the replacement, and S7 checked it."""
+    bundle = next(tiny_world.glob("data/layer3/6B/validation/seed=42/*"))
+    checks = {c["id"]: c for c in json.loads((bundle / "checks.json").read_text())}
+    for rule in ("blocked_card_not_declined", "block_decline_without_block", "reissued_card_misused"):
+        assert checks[f"6B.R01.{rule}"]["status"] == "PASS"
+    tx = pl.read_parquet(next(tiny_world.glob("data/layer3/6B/transactions/seed=42/*/scenario_id=baseline")))
+    cards = pl.read_parquet(
+        next(tiny_world.glob("data/layer3/6B/card_reissues/seed=42/*/scenario_id=baseline"))
+    )
+    assert cards.height > 0
+    after = tx.join(cards.select("instrument_id", "card_blocked_ts_utc"), on="instrument_id").filter(
+        pl.col("ts_utc") >= pl.col("card_blocked_ts_utc")
+    )
+    assert after.height > 0 and (after["decline_reason"].cast(pl.String) == "LOST_STOLEN_CARD").all()
+    moved = tx.join(
+        cards.select(pl.col("new_instrument_id").alias("instrument_id"), "party_id", "reissue_ts_utc"),
+        on=["instrument_id", "party_id"],
+    )
+    assert (moved["ts_utc"] >= moved["reissue_ts_utc"]).all()
+    assert (moved["truth_label"].cast(pl.String) == "LEGIT").all()

@@ -8,11 +8,12 @@ import polars as pl
 import pyarrow as pa
 
 TS = pl.Datetime("us", "UTC")
-ARROW = {np.dtype(np.uint32): pa.uint32(), np.dtype(np.int64): pa.int64()}
+ARROW = {np.dtype(np.uint32): pa.uint32(), np.dtype(np.uint64): pa.uint64(), np.dtype(np.int64): pa.int64()}
 
 
 def nullable(values: np.ndarray, valid: np.ndarray) -> pl.Series:
-    """A series of `values` (u32 or i64) with nulls where not `valid`, from Arrow buffers (no copy pass)."""
+    """A series of `values` (u32, u64 or i64) with nulls where not `valid`, from Arrow buffers (no copy
+    pass)."""
     values = np.ascontiguousarray(values)
     bits = pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pl.Series(pa.Array.from_buffers(ARROW[values.dtype], values.size, [bits, pa.py_buffer(values)]))

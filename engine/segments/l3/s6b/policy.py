@@ -1067,6 +1067,20 @@ class ChargeOff(Strict):
     delay_d: IntRange
 
 
+class BlockReissue(Strict):
+    """Amendment 5: once the bank detects fraud on a card it blocks the card (p_block, block_delay_s after the
+    first such detection; later attempts on it are declined LOST_STOLEN_CARD) and issues a replacement
+    reissue_d after the block, to which the holder's genuine spending moves. A detection counts when it shows
+    the card in a fraudster's hands (a flow of `compromise_subtypes` declined as fraud at auth, not a failed
+    challenge, or caught by monitoring) or when the holder reports fraud (a fraud-coded dispute, friendly ones
+    included: the bank must treat a card its holder calls compromised as compromised)."""
+
+    p_block: Prob
+    block_delay_s: Range
+    reissue_d: Range
+    compromise_subtypes: list[Subtype]  # type: ignore[valid-type]
+
+
 class BankView(Keyed):
     score: Score
     thresholds: Thresholds
@@ -1078,6 +1092,7 @@ class BankView(Keyed):
     chargebacks: Chargebacks
     confirmation: Confirmation
     charge_off: ChargeOff
+    block_reissue: BlockReissue
     # dispute kind → reason code per scheme family (other schemes use MASTERCARD's codes)
     reason_codes: dict[
         Literal[REASON_CODE_SCHEMES], dict[DisputeKind, Annotated[str, Field(pattern=r"^[0-9A-Z.]{2,6}$")]]

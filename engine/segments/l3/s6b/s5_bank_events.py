@@ -13,7 +13,7 @@ depend on the shard or batch. In-state checks: E_6B_EVENT_ORDER and E_6B_BANK_TI
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -27,6 +27,7 @@ from engine.segments.l2.s5b.batches import part_rows, unit_batches
 from engine.segments.l3.s6b import bank_score
 from engine.segments.l3.s6b.bank_columns import TS, coded, codes_of, nullable, stamp
 from engine.segments.l3.s6b.bank_world import BankWorld, bank_world, collateral_types
+from engine.segments.l3.s6b.blocks import REISSUE_BIT, Blocks, apply_blocks
 from engine.segments.l3.s6b.decisions import (
     AUTH_DECISIONS,
     CHALLENGE_FAIL,
@@ -279,7 +280,13 @@ def check_bank_times(t: Times, got: Learned, state: str) -> None:
 
 
 def transactions(
-    view: pl.DataFrame, s: Setup, score: np.ndarray, auth: Auth, t: Times, got: Learned
+    view: pl.DataFrame,
+    s: Setup,
+    score: np.ndarray,
+    auth: Auth,
+    t: Times,
+    got: Learned,
+    card_blocked_us: np.ndarray,
 ) -> pl.DataFrame:
     """The batch's transactions rows, contract columns in order (identity columns excluded)."""
     amount = view["amount_minor"].to_numpy()
@@ -336,6 +343,7 @@ def transactions(
         "chargeback_ts_utc": stamp(got.chargeback_ts),
         "chargeback_outcome": coded(got.cb_outcome, CB_OUTCOMES),
         "chargeback_outcome_ts_utc": stamp(got.cb_outcome_ts),
+        "card_blocked_ts_utc": stamp(card_blocked_us),
         "case_opened_ts_utc": stamp(np.where(first_trigger < np.iinfo(np.int64).max, first_trigger, -1)),
         "bank_label": coded(got.bank_label, BANK_LABELS),
         "is_fraud_bank": pl.Series(got.bank_label <= BANK_LABELS.index("CONFIRMED_FRAUD")),
@@ -403,31 +411,61 @@ def triggers(tx: pl.DataFrame, got: Learned) -> pl.DataFrame:
     return out.select(names)
 
 
-def process(
-    s4: pl.DataFrame, s: Setup, state: str
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, np.ndarray]:
-    """Transactions, events and triggers of one batch of s4_flows, and the scores (for the draw record)."""
-    flow_id = s4["flow_id"].to_numpy()
-    lanes = [block_uniforms(s.key, flow_id, k, lanes=4) for k in range(BLOCKS)]
+@dataclass(frozen=True)
+class Decided:
+    """A batch up to the authorisation decision: its 6B.bank lanes (blocks 0–4), the bank's view, the
+    score."""
+
+    lanes: list[np.ndarray]
+    view: pl.DataFrame
+    score: np.ndarray
+    auth: Auth
+
+
+def decided(s4: pl.DataFrame, s: Setup) -> Decided:
+    lanes = [block_uniforms(s.key, s4["flow_id"].to_numpy(), k, lanes=4) for k in range(BLOCKS)]
     view = joined(s4, s.world)
     score = scores(view, s, ndtri_array(np.ascontiguousarray(lanes[0][:, 0])))
-    auth = decide(auth_inputs(view, s), score, lanes[0], lanes[1], s.bank)
+    return Decided(lanes, view, score, decide(auth_inputs(view, s), score, lanes[0], lanes[1], s.bank))
+
+
+def learned(d: Decided, view: pl.DataFrame, auth: Auth, s: Setup, state: str) -> tuple[Times, Learned]:
+    """The message times and what the bank learns after the decision `auth` (a chargeback after a refund
+    moves past it), checked for time order."""
     t = flow_times(view, auth.challenged, auth.approved)
-    got = learn(learn_inputs(view, s, auth, t, score), lanes[1], lanes[2], lanes[3], lanes[4], s.bank)
-    chargeback = after_refund(got.chargeback_ts, t.refund)
-    got = Learned(**{**got.__dict__, "chargeback_ts": chargeback})
+    got = learn(
+        learn_inputs(view, s, auth, t, d.score), d.lanes[1], d.lanes[2], d.lanes[3], d.lanes[4], s.bank
+    )
+    got = replace(got, chargeback_ts=after_refund(got.chargeback_ts, t.refund))
     check_bank_times(t, got, state)
-    tx = transactions(view, s, score, auth, t, got)
-    ev = explode(t, chargeback)
+    return t, got
+
+
+def process(
+    s4: pl.DataFrame, s: Setup, blocks: Blocks, state: str
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, np.ndarray]:
+    """Transactions, events and triggers of one batch of s4_flows under the run's card blocks, and the scores
+    (for the draw record)."""
+    d = decided(s4, s)
+    legit = (d.view["truth_label"] == "LEGIT").to_numpy()
+    request = d.view["ts_utc"].dt.epoch("us").to_numpy()
+    applied = apply_blocks(d.view["instrument_id"], request, legit, d.auth, blocks)
+    has_card = d.view["instrument_id"].is_not_null().to_numpy()
+    view = d.view.with_columns(instrument_id=nullable(applied.instrument_id, has_card))
+    t, got = learned(d, view, applied.auth, s, state)
+    tx = transactions(view, s, d.score, applied.auth, t, got, applied.card_blocked_us)
+    ev = explode(t, got.chargeback_ts)
+    flow_id = s4["flow_id"].to_numpy()
     check_order(ev, flow_id, state)
     ev = stream_order(ev, s4["merchant_id"].to_numpy(), flow_id)
     zone = s.world.clock.zone_codes(view["tzid_local"])
-    return tx, events(tx, ev, auth, t, s, zone), triggers(tx, got), score
+    return tx, events(tx, ev, applied.auth, t, s, zone), triggers(tx, got), d.score
 
 
 def run(ctx: StateContext) -> None:
     assert ctx.scenario is not None and ctx.shard is not None
     s = setup(ctx)
+    blocks = Blocks.of(ctx.read("card_reissues", scenario=ctx.scenario))
     parts = ctx.part_files("s4_flows", scenario=ctx.scenario, shard=ctx.shard)
     columns = list(table_schema("6B.yaml#/tables/s4_flows").columns)[4:]
     meter = ctx.progress_meter(part_rows(parts), "flows")
@@ -438,7 +476,7 @@ def run(ctx: StateContext) -> None:
         ctx.stream("s5_case_triggers") as trig_out,
     ):
         for batch in unit_batches(parts, columns, ["merchant_id"], BATCH_FLOWS):
-            tx, ev, trig, score = process(batch, s, ctx.state)
+            tx, ev, trig, score = process(batch, s, blocks, ctx.state)
             tx_out.write(tx)
             ev_out.write(ev)
             trig_out.write(trig)
@@ -446,6 +484,8 @@ def run(ctx: StateContext) -> None:
                 "bank", (batch["flow_id"].to_numpy(), 0, 0, 0), draws=4 * BLOCKS, blocks=BLOCKS, value=score
             )
             tally.update(flows=tx.height, events=ev.height, case_triggers=trig.height)
+            tally.update(blocked_declines=int((tx["decline_reason"] == "LOST_STOLEN_CARD").sum()))
+            tally.update(flows_on_reissued_cards=int((tx["instrument_id"] >= REISSUE_BIT).sum()))
             for name, col in (("decision", "auth_decision"), ("bank_label", "bank_label")):
                 for value, n in tx[col].cast(pl.String).value_counts().iter_rows():
                     tally[f"{name}.{value}"] += n

@@ -160,6 +160,35 @@ def violations(lf: pl.LazyFrame, n_merchant_shard_bad: pl.Expr) -> dict[str, int
     return {k: int(v) for k, v in row.row(0, named=True).items()}
 
 
+def block_violations(lf: pl.LazyFrame, reissues: pl.DataFrame) -> dict[str, int]:
+    """Amendment 5 over every row (each must be 0): a flow on a blocked card at or after its block is declined
+    LOST_STOLEN_CARD, that reason appears nowhere else, a replacement card carries only its holder's genuine
+    flows from its arrival on, and card_blocked_ts_utc is the flow's card's block time (null: never
+    blocked)."""
+    old = reissues.lazy().select("instrument_id", pl.col("card_blocked_ts_utc").alias("_blocked"))
+    new = reissues.lazy().select(
+        pl.col("new_instrument_id").alias("instrument_id"),
+        pl.col("reissue_ts_utc").alias("_arrives"),
+        pl.col("party_id").alias("_holder"),
+    )
+    rows = lf.join(old, on="instrument_id", how="left").join(new, on="instrument_id", how="left")
+    after = (pl.col("ts_utc") >= pl.col("_blocked")).fill_null(False)
+    lost = (pl.col("decline_reason").cast(pl.String) == "LOST_STOLEN_CARD").fill_null(False)
+    checks = {
+        "blocked_card_not_declined": after & ~lost,
+        "block_decline_without_block": lost & ~after,
+        "reissued_card_misused": pl.col("_arrives").is_not_null()
+        & (
+            (pl.col("ts_utc") < pl.col("_arrives"))
+            | (pl.col("truth_label").cast(pl.String) != "LEGIT")
+            | (pl.col("party_id") != pl.col("_holder"))
+        ),
+        "card_blocked_ts_mismatch": ~pl.col("card_blocked_ts_utc").eq_missing(pl.col("_blocked")),
+    }
+    row = rows.select(expr.fill_null(False).sum().alias(name) for name, expr in checks.items()).collect()
+    return {k: int(v) for k, v in row.row(0, named=True).items()}
+
+
 @dataclass
 class ShardScan:
     """Everything S7 keeps of one (scenario, shard)."""
@@ -186,16 +215,21 @@ class ShardScan:
 
 
 def scan_transactions(
-    parts: list[Path], shard: int, shards: int, scale: dict[str, float], out: ShardScan
+    parts: list[Path],
+    shard: int,
+    shards: int,
+    scale: dict[str, float],
+    reissues: pl.DataFrame,
+    out: ShardScan,
 ) -> None:
     """Fold one shard's transactions (its parts together: sessions and (party, merchant) pairs never leave
-    their merchant's shard)."""
+    their merchant's shard); `reissues` is the scenario's card_reissues."""
     lf = with_derived(pl.scan_parquet(parts), scale)
     merchants = pl.col("merchant_id").map_batches(
         lambda s: pl.Series((splitmix64(s.to_numpy()) % np.uint64(shards)).astype(np.int64) != shard),
         return_dtype=pl.Boolean,
     )
-    for k, v in violations(lf, merchants).items():
+    for k, v in (violations(lf, merchants) | block_violations(lf, reissues)).items():
         out.add(k, v)
     out.cube.append(cube(lf))
     counts = lf.select(

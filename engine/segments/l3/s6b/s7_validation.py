@@ -18,6 +18,8 @@ from engine.core.contracts import dictionary, validate_table
 from engine.core.state import StateContext
 from engine.core.validation import CheckBook, apply_checks, check_schemas, finish_segment, state_reports
 from engine.segments.l3.s6b import label_stats
+from engine.segments.l3.s6b.blocks import REISSUE_BIT
+from engine.segments.l3.s6b.policy import BankView, BlockReissue
 from engine.segments.l3.s6b.rng_accounting import expected_draws, matches
 from engine.segments.l3.s6b.s7_scan import (
     APPROVED,
@@ -34,9 +36,9 @@ from engine.segments.l3.s6b.s7_scan import (
 )
 from engine.segments.l3.s6b.separability import MIN_CHANNEL_POSITIVES, Features, categorical_codes, evaluate
 
-PRODUCERS = ["6B.S1", "6B.S2", "6B.S3", "6B.S4", "6B.S5", "6B.S6"]
-SCENARIO_TABLES = ["breaches", "campaigns", "campaign_targets", "inserted_flows", "account_events", "cases",
-                   "case_timeline"]  # fmt: skip
+PRODUCERS = ["6B.S1", "6B.S2", "6B.S3", "6B.S4", "6B.S5a", "6B.S5b", "6B.S5", "6B.S6"]
+SCENARIO_TABLES = ["breaches", "campaigns", "campaign_targets", "inserted_flows", "account_events",
+                   "card_reissues", "cases", "case_timeline"]  # fmt: skip
 CHANNEL_CODES = {0: "POS", 1: "ECOM", 2: "ATM", 3: "TRANSFER"}
 US_PER_H = 3_600_000_000
 TACTIC_BITS = 8
@@ -67,16 +69,20 @@ def check_parts(ctx: StateContext, book: CheckBook, dataset: str, scenario: str,
 
 
 def scan_scenario(
-    ctx: StateContext, book: CheckBook, scenario: str, scale: dict[str, float], inserted: pl.DataFrame
+    ctx: StateContext,
+    book: CheckBook,
+    scenario: str,
+    scale: dict[str, float],
+    tables: dict[str, pl.DataFrame],
 ) -> tuple[ShardScan, dict[str, int]]:
     """All shards of one scenario folded into one ShardScan (counts add; frames are kept for merging)."""
     total = ShardScan()
     coverage = {"arrivals": 0, "inserted": 0, "flows": 0, "short": 0, "event_mismatch": 0}
+    inserted, reissues = tables["inserted_flows"], tables["card_reissues"]
     for shard in range(ctx.shards):
         scan = ShardScan()
-        scan_transactions(
-            check_parts(ctx, book, "transactions", scenario, shard), shard, ctx.shards, scale, scan
-        )
+        parts = check_parts(ctx, book, "transactions", scenario, shard)
+        scan_transactions(parts, shard, ctx.shards, scale, reissues, scan)
         events = scan_events(check_parts(ctx, book, "events", scenario, shard), scan)
         cube = merged_counts(scan.cube, CUBE_KEYS)
         sums = {c: int(cube[c].sum()) for c in ("cleared", "reversals", "refunds")} if cube.height else {}
@@ -99,6 +105,33 @@ def scan_scenario(
     ids = np.concatenate(total.flow_ids_nonarrival) if total.flow_ids_nonarrival else np.zeros(0, np.uint64)
     total.add("duplicate_inserted_flow_id", int(ids.size - np.unique(ids).size))
     return total, coverage
+
+
+def detected_cards(ctx: StateContext, scenario: str) -> int:
+    """Cards 6B.S5a found a blocking detection on (each draws one 6B.block block in S5b)."""
+    found = [
+        ctx.read("s5_block_candidates", scenario=scenario, shard=k).select("instrument_id")
+        for k in range(ctx.shards)
+    ]
+    return int(pl.concat(found)["instrument_id"].n_unique())
+
+
+def block_outside_policy(reissues: pl.DataFrame, policy: BlockReissue) -> int:
+    """card_reissues rows off amendment 5's law: a block outside [detection + lo, detection + hi] s, a
+    replacement outside [block + lo, block + hi] d, or a replacement id other than 2^40 | the card's."""
+    us = {c: reissues[c].dt.epoch("us").to_numpy() for c in ("detection_ts_utc", "card_blocked_ts_utc")}
+    block = us["card_blocked_ts_utc"] - us["detection_ts_utc"]
+    reissue = reissues["reissue_ts_utc"].dt.epoch("us").to_numpy() - us["card_blocked_ts_utc"]
+    d, r = policy.block_delay_s, policy.reissue_d
+    ids = reissues["instrument_id"].to_numpy().astype(np.uint64)
+    bad = (
+        (block < d.lo * 1e6)
+        | (block > d.hi * 1e6)
+        | (reissue < r.lo * 86_400e6)
+        | (reissue > r.hi * 86_400e6)
+        | (reissues["new_instrument_id"].to_numpy().astype(np.uint64) != (ids | np.uint64(REISSUE_BIT)))
+    )
+    return int(bad.sum())
 
 
 def merge_into(total: ShardScan, scan: ShardScan) -> None:
@@ -189,13 +222,19 @@ def realism_metrics(
     executed = card.filter(pl.col("auth_decision").is_in(APPROVED))
     card_fraud = executed.filter(pl.col("truth_subtype").is_in(list(pol.skew.card_fraud_subtypes)))
     cf_usd = float(card_fraud["usd"].sum())
+    # a value share of campaign fraud is as steady as the number of campaigns behind it (flows of one campaign
+    # are not independent: one stolen-card ring can carry a third of a world's card-fraud value), so R19a/b's
+    # support is the card-fraud campaign instances
+    instances = campaigns.filter(
+        pl.col("campaign_type").cast(pl.String).is_in(list(pol.skew.card_fraud_subtypes))
+    ).height
     m["cnp_card_fraud_value_share"] = (
         ratio(float(card_fraud.filter(pl.col("channel") == "ECOM")["usd"].sum()), cf_usd),
-        card_fraud["n"].sum(),
+        instances,
     )
     m["cross_border_card_fraud_value_share"] = (
         ratio(float(card_fraud.filter(pl.col("is_cross_border"))["usd"].sum()), cf_usd),
-        card_fraud["n"].sum(),
+        instances,
     )
     m["cross_border_card_value_share"] = (
         ratio(float(executed.filter(pl.col("is_cross_border"))["usd"].sum()), float(executed["usd"].sum())),
@@ -360,6 +399,7 @@ def separability(sample: pl.DataFrame) -> dict[str, Any]:
 def run(ctx: StateContext) -> None:
     val = ctx.policy("6B/validation.yaml")
     campaigns_pol = ctx.policy("6B/campaigns.yaml")
+    bank: BankView = ctx.policy("6B/bank_view.yaml")
     scale = dict(ctx.policy("6B/channels.yaml").currency_price_scale)
     horizon = ctx.policy("CFG/horizon.yaml")
     h0_us = int(horizon.start().timestamp() * 1_000_000)
@@ -372,7 +412,11 @@ def run(ctx: StateContext) -> None:
     for scenario in ctx.scenarios:
         tables = {name: ctx.read(name, scenario=scenario) for name in SCENARIO_TABLES}
         check_schemas(ctx, book, tables)
-        scan, coverage = scan_scenario(ctx, book, scenario, scale, tables["inserted_flows"])
+        scan, coverage = scan_scenario(ctx, book, scenario, scale, tables)
+        coverage["detected_cards"] = detected_cards(ctx, scenario)
+        structural["block_outside_policy"] = structural.get("block_outside_policy", 0) + block_outside_policy(
+            tables["card_reissues"], bank.block_reissue
+        )
         for k, v in coverage.items():
             coverage_total[k] = coverage_total.get(k, 0) + v
         campaigns = tables["campaigns"]
@@ -486,6 +530,8 @@ def json_safe(obj: Any) -> Any:
 
 
 def _code(key: str) -> str:
+    if key.startswith(("block", "card_blocked", "reissued")):
+        return "E_6B_BLOCK_REISSUE"
     if "event" in key:
         return "E_6B_EVENT_ORDER"
     if "before" in key or "latency" in key:
