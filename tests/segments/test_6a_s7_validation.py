@@ -493,6 +493,8 @@ def test_kyc_score_is_the_risk_score_without_its_noise(world6a: Path) -> None:
         n = group.height
         order = group.sort("kyc_score", "party_id")["kyc_risk_tier"].to_list()
         bounds = [0, *(int(np.ceil(c * n)) for c in policy("roles").tier_cutoffs), n]
-        for tier, lo, hi in zip(("LOW", "STANDARD", "ELEVATED", "HIGH"), bounds, bounds[1:], strict=True):
+        for tier, lo, hi in zip(
+            ("LOW", "STANDARD", "ELEVATED", "HIGH"), bounds[:-1], bounds[1:], strict=True
+        ):
             assert set(order[lo:hi]) <= {tier}, (ptype, tier)
     assert (rows["kyc_score"] != rows["risk_score"]).mean() > 0.99

@@ -156,6 +156,13 @@ def test_rng_accounting_names_the_family_off_its_law() -> None:
     assert matches(expected_draws(greedy, counts), greedy) == ["6B.plan"]
     missing = {k: v for k, v in good.items() if k != "6B.truth"}
     assert matches(expected_draws(missing, counts), missing) == ["6B.truth"]
+    # 6B.block: one block of three lanes per detected card, expected only once a card was detected
+    detected = {**counts, "detected_cards": 3}
+    blocked = {**good, "6B.block": {"draws": 9, "blocks": 3, "streams": 3}}
+    assert matches(expected_draws(blocked, detected), blocked) == []
+    assert matches(expected_draws(good, detected), good) == ["6B.block"]  # detected, never drawn
+    skipped = {**good, "6B.block": {"draws": 6, "blocks": 2, "streams": 2}}  # a detected card without a draw
+    assert matches(expected_draws(skipped, detected), skipped) == ["6B.block"]
 
 
 @pytest.mark.e2e
