@@ -20,23 +20,16 @@ import numpy as np
 import polars as pl
 
 from engine.kernels.blocks import block_uniforms
+from engine.segments.l3.s6a.policy import INSTRUMENT_TYPES
 from engine.segments.l3.s6b.bank_columns import TS, codes_of
 from engine.segments.l3.s6b.decisions import DECLINE, DECLINE_FRAUD, Auth
 from engine.segments.l3.s6b.disputes import AT_AUTH, CUSTOMER_REPORT, MONITORING, Learned
 from engine.segments.l3.s6b.policy import DECLINE_REASONS, TRUTH_SUBTYPES, BlockReissue
 
-REISSUE_BIT = (
-    1 << 40
-)  # the replacement of card c is REISSUE_BIT | c (6A's ids are sequential, far below 2^40)
+# the replacement of card c is REISSUE_BIT | c (6A's ids are sequential, far below 2^40)
+REISSUE_BIT = 1 << 40
 LOST_STOLEN_CARD = DECLINE_REASONS.index("LOST_STOLEN_CARD")
-CARD_TYPES = (
-    "DEBIT_PHYSICAL",
-    "DEBIT_VIRTUAL",
-    "CREDIT_PHYSICAL",
-    "CREDIT_VIRTUAL",
-    "DEVICE_TOKEN",
-    "NETWORK_TOKEN",
-)
+CARD_TYPES = tuple(t for t in INSTRUMENT_TYPES if t != "BANK_ACCOUNT")  # cards and their tokens
 BLOCKING_CHANNELS = ("AT_AUTH", "MONITORING", "CUSTOMER_REPORT")
 US, DAY_US = 1_000_000, 86_400_000_000
 
