@@ -105,7 +105,8 @@ def test_each_card_blocks_from_its_first_detection_with_draws_replayed_by_hand()
         (2, 30, 2 * H, "MONITORING"),
         (7, 40, 0, "AT_AUTH"),
     ]
-    out, u = card_blocks(found(rows), KEY, POLICY)
+    out, ids, u = card_blocks(found(rows), KEY, POLICY)
+    assert ids.tolist() == [20, 30, 40]
     gen = PhiloxBlocks(KEY)
     replay = {card: [u01(w) for w in gen.block(card, 0, 0, 0)][:3] for card in (20, 30, 40)}
     assert u.tolist() == [replay[20], replay[30], replay[40]]
@@ -129,7 +130,7 @@ def test_each_card_blocks_from_its_first_detection_with_draws_replayed_by_hand()
 
 def test_no_card_blocks_when_the_coin_never_lands() -> None:
     never = POLICY.model_copy(update={"p_block": 0.0})
-    out, u = card_blocks(found([(1, 20, 0, "AT_AUTH")]), KEY, never)
+    out, _, u = card_blocks(found([(1, 20, 0, "AT_AUTH")]), KEY, never)
     assert out.height == 0 and u.shape == (1, 3)
 
 

@@ -28,6 +28,7 @@ from engine.segments.l3.s6b.policy import DECLINE_REASONS, TRUTH_SUBTYPES, Block
 
 # the replacement of card c is REISSUE_BIT | c (6A's ids are sequential, far below 2^40)
 REISSUE_BIT = 1 << 40
+BLOCK_LANES = 3  # 6B.block lanes per detected card: the block coin, the block delay, the reissue delay
 LOST_STOLEN_CARD = DECLINE_REASONS.index("LOST_STOLEN_CARD")
 CARD_TYPES = tuple(t for t in INSTRUMENT_TYPES if t != "BANK_ACCOUNT")  # cards and their tokens
 BLOCKING_CHANNELS = ("AT_AUTH", "MONITORING", "CUSTOMER_REPORT")
@@ -56,17 +57,17 @@ def candidates(view: pl.DataFrame, auth: Auth, got: Learned, policy: BlockReissu
 
 def card_blocks(
     found: pl.DataFrame, key: tuple[int, int], policy: BlockReissue
-) -> tuple[pl.DataFrame, np.ndarray]:
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """Each detected card's first detection (ties by flow_id), and for those the coin blocks, the block and
     the replacement (card_reissues rows without identity columns, by instrument_id). Also every detected
-    card's uniforms (n, 3), for the draw record."""
+    card's id and uniforms (n, BLOCK_LANES), for the draw record."""
     first = (
         found.sort("detection_ts_utc", "flow_id")
         .unique("instrument_id", keep="first", maintain_order=True)
         .sort("instrument_id")
     )
     ids = first["instrument_id"].to_numpy()
-    u = block_uniforms(key, ids, 0, 0, 0, lanes=3)
+    u = block_uniforms(key, ids, 0, 0, 0, lanes=BLOCK_LANES)
     d, r = policy.block_delay_s, policy.reissue_d
     block_us = np.floor((d.lo + u[:, 1] * (d.hi - d.lo)) * US).astype(np.int64)
     reissue_us = np.floor((r.lo + u[:, 2] * (r.hi - r.lo)) * DAY_US).astype(np.int64)
@@ -83,7 +84,7 @@ def card_blocks(
         new_instrument_id=pl.Series(ids.astype(np.uint64) | np.uint64(REISSUE_BIT)),
         reissue_ts_utc=pl.Series(detected + block_us + reissue_us).cast(TS),
     ).filter(pl.Series(blocked))
-    return out, u
+    return out, ids, u
 
 
 @dataclass(frozen=True)

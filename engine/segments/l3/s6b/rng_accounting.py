@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.segments.l3.s6b.blocks import BLOCK_LANES
 from engine.segments.l3.s6b.flow_kernel import PLAN_BLOCKS
 from engine.segments.l3.s6b.s5_bank_events import BLOCKS as BANK_BLOCKS
 
 LANES = 4
 EXACT = ("6B.flow", "6B.bank", "6B.attach", "6B.case", "6B.block")
-BLOCK_LANES = 3
 # every world records these (6B.block only where a card was detected: it is expected then)
 REQUIRED = ("6B.flow", "6B.bank", "6B.attach", "6B.case", "6B.plan", "6B.truth", "6B.regular")
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 import polars as pl
 
 from engine.core.state import StateContext
-from engine.segments.l3.s6b.blocks import card_blocks
+from engine.segments.l3.s6b.blocks import BLOCK_LANES, card_blocks
 from engine.segments.l3.s6b.policy import BankView
-from engine.segments.l3.s6b.rng_accounting import BLOCK_LANES
 
 
 def run(ctx: StateContext) -> None:
@@ -18,8 +17,7 @@ def run(ctx: StateContext) -> None:
     found = pl.concat(
         [ctx.read("s5_block_candidates", scenario=ctx.scenario, shard=k) for k in range(ctx.shards)]
     ).drop("seed", "manifest_fingerprint", "scenario_id", "shard", strict=False)
-    reissues, u = card_blocks(found, ctx.family_key("block"), bank.block_reissue)
-    ids = found["instrument_id"].unique().sort().to_numpy()
+    reissues, ids, u = card_blocks(found, ctx.family_key("block"), bank.block_reissue)
     ctx.record_draws("block", (ids, 0, 0, 0), draws=BLOCK_LANES, blocks=1, value=u[:, 0])
     ctx.publish("card_reissues", reissues)
     ctx.facts.update({"detected_cards": int(ids.size), "blocked_cards": reissues.height})
