@@ -125,3 +125,34 @@ def test_rng_accounting_is_five_blocks_per_flow(world: Path, tables: dict[str, p
     assert flows == tables["transactions"].height
     assert (draws, blocks) == (20 * flows, 5 * flows)
     assert np.isfinite(tables["transactions"]["bank_score"].to_numpy()).all()
+
+
+def test_s5a_scores_every_flow_that_can_block_a_card(world: Path) -> None:
+    """6B.S5a scores only `could_block`'s rows. Scoring every flow of each shard instead, S5's bank view up to
+    `candidates` finds exactly the candidates S5a published, so the narrowing loses none."""
+    from engine.core.contracts import table_schema
+    from engine.core.state import StateContext
+    from engine.segments.l3.s6b.blocks import candidates
+    from engine.segments.l3.s6b.s5_bank_events import decided, learned, setup
+
+    published = sorted((world / "data" / "layer3" / "6B" / "s5_block_candidates").rglob("shard=*"))
+    value = {p.name.split("=")[0]: p.name.split("=", 1)[1] for p in published[0].parents if "=" in p.name}
+    scenarios = tuple(sorted({p.parent.name.split("=")[1] for p in published}))
+    assert len(published) == len(scenarios) == 2, "tiny runs two scenarios of one shard"
+    columns = list(table_schema("6B.yaml#/tables/s4_flows").columns)[4:]
+    total = 0
+    for folder in published:
+        scenario = folder.parent.name.split("=")[1]
+        mf, shard = value["manifest_fingerprint"], int(folder.name.split("=")[1])
+        ctx = StateContext(
+            world, "6B", "6B.S5a", "s5a_block_candidates", mf, 42, scenario, shard, 1, scenarios
+        )
+        s = setup(ctx)
+        flows = ctx.read("s4_flows", scenario=scenario, shard=shard).select(columns)
+        d = decided(flows, s)
+        _, got = learned(d, d.view, d.auth, s, ctx.state)
+        every = candidates(d.view, d.auth, got, s.bank.block_reissue)
+        assert every.equals(pl.read_parquet(folder / "part-00000.parquet").select(every.columns))
+        assert every.height < flows.height
+        total += every.height
+    assert total > 0, "tiny detects cards"
