@@ -56,6 +56,14 @@ def delta_columns(schema: pa.Schema) -> dict[str, str]:
     return {f.name: "DELTA_BINARY_PACKED" for f in wide if f.type.bit_width == 64}
 
 
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The columns of a large streamed table that get min/max statistics: its 64-bit ids and times, the keys
+    readers filter row groups by (merchant, flow, party, a time window). Statistics on dictionary and string
+    columns cost a quarter of the write time (6B's transactions and events) and prune nothing: every row group
+    holds every channel and label."""
+    return list(delta_columns(schema))
+
+
 class PartWriter:
     """Streams batches into `part-00000.parquet`, `part-00001.parquet`, … in `folder`, cutting fixed row
     groups of ROW_GROUP_SIZE rows and parts of PART_ROWS rows whatever the batch sizes, so the bytes depend
@@ -95,6 +103,7 @@ class PartWriter:
                 **_WRITER_OPTIONS,
                 "use_dictionary": dictionary_columns(group.schema),
                 "column_encoding": delta_columns(group.schema),
+                "write_statistics": statistics_columns(group.schema),
             }
             self._writer = pq.ParquetWriter(self.folder / name, group.schema, **options)  # type: ignore[arg-type]
             self.parts.append((name, 0))

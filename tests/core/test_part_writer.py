@@ -72,3 +72,24 @@ def test_an_empty_stream_writes_one_empty_part(tmp_path: Path) -> None:
     assert writer.close(schema) == [("part-00000.parquet", 0)]
     back = pq.read_table(tmp_path / "part-00000.parquet")
     assert back.num_rows == 0 and back.schema.names == ["arrival_id", "tzid", "x"]
+
+
+def test_only_64_bit_ids_and_times_carry_statistics(tmp_path: Path) -> None:
+    """Row-group min/max are written for the keys readers prune by (64-bit ids, timestamps), not for
+    dictionary, 32-bit or float columns, whose statistics cost write time and prune nothing."""
+    table = pa.table(
+        {
+            "flow_id": pa.array([5, 3, 9], pa.uint64()),
+            "ts_utc": pa.array([30, 10, 20], pa.timestamp("us", "UTC")),
+            "tzid": pa.array(TZIDS).dictionary_encode(),
+            "zone": pa.array([1, 2, 3], pa.uint32()),
+            "x": pa.array([0.5, 1.5, 2.5], pa.float32()),
+        }
+    )
+    writer = PartWriter(tmp_path)
+    writer.write(table)
+    writer.close()
+    group = pq.ParquetFile(tmp_path / "part-00000.parquet").metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)}
+    assert {name for name, s in stats.items() if s is not None and s.has_min_max} == {"flow_id", "ts_utc"}
+    assert (stats["flow_id"].min, stats["flow_id"].max) == (3, 9)
