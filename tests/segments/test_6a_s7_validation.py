@@ -475,7 +475,7 @@ def test_kyc_score_is_the_risk_score_without_its_noise(world6a: Path) -> None:
     start = dt.date(2026, 3, 2)  # tiny's horizon start
     rows = parties.join(cards, on="party_id", how="left").join(read6a(world6a, "party_roles"), on="party_id")
     for p in rows.sample(n=500, seed=1).iter_rows(named=True):
-        tenure = max((start - p["onboarding_date"]).days / 30.4375, 1.0)
+        tenure = max((start - p["onboarding_date"]).days / (365.2425 / 12), 1.0)
         x = {
             "cross_border": p["cross_border_propensity"],
             "digital": p["digital_affinity"],

@@ -28,6 +28,7 @@ from engine.segments.l2.s5a.policy import DemandClass
 # --- world, population, accounts, instruments (6A.S1–S3, design §3.1 and amendment 11) --------------------
 REGIONS = ("EUROPE", "NORTH_AMERICA", "LATAM", "MIDDLE_EAST", "AFRICA", "ASIA_PACIFIC")
 PARTY_TYPES = ("RETAIL", "BUSINESS")
+DAYS_PER_MONTH = 365.2425 / 12.0  # the Gregorian mean month: S1 draws tenure in months, S6 reads it back
 SEGMENTS = (
     "RETAIL_STUDENT",
     "RETAIL_EARLY_CAREER",

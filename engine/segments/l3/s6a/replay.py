@@ -16,10 +16,9 @@ import numpy as np
 import polars as pl
 
 from engine.core.validation import USAGE, PhiloxBlocks, Replay, u01, with_counter
-from engine.segments.l3.s6a.policy import PARTY_ROLES, Roles, World
+from engine.segments.l3.s6a.policy import DAYS_PER_MONTH, PARTY_ROLES, Roles, World
 
 KIND = {"PARTY": 1, "ACCOUNT": 2, "DEVICE": 3, "MERCHANT": 4}
-DAYS_PER_MONTH = 30.4375
 
 
 def usage(draws: int) -> Callable[[pl.DataFrame], pl.DataFrame]:

@@ -36,9 +36,8 @@ from engine.segments.l3.s6a.common import (
     demand_by_country,
     largest_remainder,
 )
-from engine.segments.l3.s6a.policy import PARTY_TYPES, SCORES, SEGMENTS, Population, World
+from engine.segments.l3.s6a.policy import DAYS_PER_MONTH, PARTY_TYPES, SCORES, SEGMENTS, Population, World
 
-DAYS_PER_MONTH = 365.2425 / 12.0
 SCORE_COLUMNS = ("income_score", "digital_affinity", "cash_affinity", "cross_border_propensity")
 
 

@@ -16,11 +16,9 @@ from engine.core.state import StateContext
 from engine.kernels.blocks import block_uniforms
 from engine.kernels.samplers import normals_from_u
 from engine.segments.l3.s6a import roles as R
-from engine.segments.l3.s6a.policy import PARTY_ROLES, RISK_TIERS, Roles
+from engine.segments.l3.s6a.policy import DAYS_PER_MONTH, PARTY_ROLES, PARTY_TYPES, RISK_TIERS, Roles
 
 MAX_ROLE_CAP_SUM = 0.05
-PARTY_TYPES = ("RETAIL", "BUSINESS")
-DAYS_PER_MONTH = 30.4375
 
 
 def check_roles(pol: Roles) -> None:
