@@ -71,13 +71,12 @@ def channel_codes(cp: np.ndarray, mcc: np.ndarray, channels: Channels) -> np.nda
 
 def instrument_weights(instruments: pl.DataFrame, pol: Attachment) -> np.ndarray:
     """[N_CHANNELS, I] weight of each instrument row on each channel (0: cannot pay there)."""
-    kind = instruments["instrument_type"].cast(pl.String).to_numpy()
-    cnp = instruments["cnp_enabled"].to_numpy()
-    out = np.zeros((N_CHANNELS, kind.size), dtype=np.float64)
-    for c, name in enumerate(CHANNELS):
-        for t, w in pol.instrument_weights[name].items():
-            out[c, kind == t] = w
-    out[ECOM, ~cnp] = 0.0
+    code = instruments["instrument_type"].cast(pl.Enum(INSTRUMENT_TYPES)).to_physical().to_numpy()
+    lookup = np.array(
+        [[pol.instrument_weights[name].get(t, 0.0) for t in INSTRUMENT_TYPES] for name in CHANNELS]
+    )
+    out = lookup[:, code.astype(np.int64)]
+    out[ECOM, ~instruments["cnp_enabled"].to_numpy()] = 0.0
     return out
 
 
@@ -127,7 +126,10 @@ def build_parties(
     alpha_6a: float,
 ) -> Parties:
     """Pools and foreign tables over the eligible parties (party_id = row + 1, as 6A numbers them)."""
-    countries = np.array(sorted(set(parties["country_iso"].cast(pl.String)) | set(arrival_countries)))
+    homes = parties.select(pl.col("country_iso").cast(pl.String), pl.col("region").cast(pl.String)).unique(
+        maintain_order=True
+    )
+    countries = np.array(sorted(set(homes["country_iso"]) | set(arrival_countries)))
     iso = dict(zip(ref_countries["iso2"], ref_countries["iso_num"], strict=True))
     iso_num = np.array([int(iso[c]) for c in countries], dtype=np.int64)
     p_country = np.searchsorted(countries, parties["country_iso"].cast(pl.String).to_numpy())
@@ -136,9 +138,11 @@ def build_parties(
     activity = parties["activity_weight"].to_numpy().astype(np.float64) ** (
         alpha_6a / pol.activity_pareto_alpha
     )
-    region_of = dict(
-        zip(parties["country_iso"].cast(pl.String), parties["region"].cast(pl.String), strict=True)
-    )
+    region_of = dict(zip(homes["country_iso"], homes["region"], strict=True))
+    scores = {
+        name: parties[name].to_numpy().astype(np.float64)
+        for name in {a.score for a in pol.channel_affinity.values()}
+    }
     n_c = countries.size
     counts = np.zeros((n_c, N_CHANNELS), dtype=np.float64)
     weights, values = [], []
@@ -149,7 +153,7 @@ def build_parties(
         for ch, name in enumerate(CHANNELS):
             aff = pol.channel_affinity[name]
             keep = rows[eligible[ch, rows + 1]]
-            score = parties[aff.score].to_numpy()[keep].astype(np.float64)
+            score = scores[aff.score][keep]
             weights.append(activity[keep] * (aff.floor + (1.0 - aff.floor) * score**aff.exponent))
             values.append(ids[keep])
             counts[c, ch] = keep.size
