@@ -108,7 +108,10 @@ class StateContext:
         return model
 
     def sealed_table(self, input_id: str) -> pl.DataFrame:
-        return read_input_table(self.sealed.path(input_id), state=self.state)
+        """A sealed input table whole: a reference, or an upstream dataset in every part (a table over
+        PART_ROWS rows, e.g. 6A's instruments at the large preset, is sealed part by part)."""
+        frames = [read_input_table(path, state=self.state) for path in self.sealed.parts(input_id)]
+        return frames[0] if len(frames) == 1 else pl.concat(frames)
 
     def sealed_parts(
         self, dataset: str, *, scenario: str | None = None, shard: int | None = None

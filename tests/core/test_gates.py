@@ -290,3 +290,31 @@ def test_sealed_parts_of_a_scenario_shard_partition(sealed_root: Path) -> None:
     with pytest.raises(EngineError) as info:
         SealedInputs(sealed_root, "1A", MF, "1A.S1").parts("mzs", scenario="baseline", shard=1)
     assert info.value.code == "E_SEALED_INPUT_DIGEST_MISMATCH"
+
+
+def test_a_sealed_table_in_two_parts_reads_whole(sealed_root: Path) -> None:
+    """An upstream table over PART_ROWS rows is sealed part by part (6A's instruments at the large preset:
+    `instruments/part-00000.parquet`, `…/part-00001.parquet`); a state's sealed_table reads both, in order."""
+    import polars as pl
+
+    from engine.core.parquet_io import write_parquet
+    from engine.core.state import StateContext
+
+    gdir = gate_dir(sealed_root, "1A", MF)
+    doc = json.loads((gdir / SEALED).read_text())
+    for k, ids in enumerate(([1, 2, 3], [4, 5])):
+        rel = f"data/layer3/6A/instruments/seed=42/part-0000{k}.parquet"
+        (sealed_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_parquet(pl.DataFrame({"instrument_id": ids}), sealed_root / rel)
+        digest = hashlib.sha256((sealed_root / rel).read_bytes()).hexdigest()
+        doc["inputs"].append(
+            {
+                "id": f"instruments/part-0000{k}.parquet",
+                "kind": "upstream_dataset",
+                "path": rel,
+                "sha256": digest,
+            }
+        )
+    (gdir / SEALED).write_text(json.dumps(doc))
+    ctx = StateContext(sealed_root, "1A", "1A.S2", "s2_nb_outlets", MF, 42)
+    assert ctx.sealed_table("instruments")["instrument_id"].to_list() == [1, 2, 3, 4, 5]

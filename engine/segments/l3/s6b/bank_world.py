@@ -172,16 +172,15 @@ def build_world(
         _country("country_iso", "ip_country_iso"),
     )
     issuers = picked("issuers", "issuer_id", _country("country_iso", "country"), "issuer_rank")
-    countries = pl.Enum(
-        sorted(
-            set(merchants["home"])
-            | set(sites["site_country"])
-            | set(parties["party_country_iso"])
-            | set(accounts["issuer_country_iso"])
-            | set(ips["ip_country_iso"])
-            | set(issuers["country"])
-        )
+    named = (
+        merchants["home"],
+        sites["site_country"],
+        parties["party_country_iso"],
+        accounts["issuer_country_iso"],
+        ips["ip_country_iso"],
+        issuers["country"],
     )
+    countries = pl.Enum(sorted(set().union(*(column.unique().to_list() for column in named))))
     merchants, sites, parties, accounts, ips, issuers = (
         in_countries(t, countries) for t in (merchants, sites, parties, accounts, ips, issuers)
     )

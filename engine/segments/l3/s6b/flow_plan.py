@@ -40,6 +40,7 @@ from engine.segments.l3.s6b.policy import (
     Channels,
     Flows,
 )
+from engine.segments.l3.s6b.pools import read_upstream
 
 REQUIRED = (
     "flow_id",
@@ -61,6 +62,13 @@ WALLET = pl.Enum(list(WALLETS))
 CVV = pl.Enum(list(CVV_RESULTS))
 AVS = pl.Enum(list(AVS_RESULTS))
 DRAWS_PER_FLOW = 4 * PLAN_BLOCKS
+# the 6A columns FlowInputs.build reads (6A's instruments outgrow one part at the large preset)
+ENTITY_COLUMNS = {
+    "parties": ["party_id", "country_iso", "region", "segment"],
+    "accounts": ["account_id", "issuer_country"],
+    "instruments": ["instrument_id", "instrument_type", "contactless", "rail"],
+    "devices": ["device_id", "os"],
+}
 
 
 def _codes(values: pl.Series, names: tuple[str, ...] | list[str], default: int) -> np.ndarray:
@@ -192,13 +200,14 @@ class FlowInputs:
     @classmethod
     def from_ctx(cls, ctx: StateContext) -> FlowInputs:
         """The sealed policies and tables of a 6B state, and its `6B.flow` key."""
-        names = ("ref_currencies", "merchant_catalogue", "parties", "accounts", "instruments", "devices")
+        tables = {name: ctx.sealed_table(name) for name in ("ref_currencies", "merchant_catalogue")}
+        tables.update({name: read_upstream(ctx, name, columns) for name, columns in ENTITY_COLUMNS.items()})
         return cls.build(
             ctx.family_key("flow"),
             ctx.policy("6B/flows.yaml"),
             ctx.policy("6B/amounts.yaml"),
             ctx.policy("6B/channels.yaml"),
-            {name: ctx.sealed_table(name) for name in names},
+            tables,
         )
 
 
