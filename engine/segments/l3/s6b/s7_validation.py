@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from engine.core.contracts import dictionary, validate_table
+from engine.core.contracts import dictionary, validate_parquet_columns
 from engine.core.state import StateContext
 from engine.core.validation import CheckBook, apply_checks, check_schemas, finish_segment, state_reports
 from engine.segments.l3.s6b import label_stats
@@ -61,9 +61,7 @@ def check_parts(ctx: StateContext, book: CheckBook, dataset: str, scenario: str,
     ref = dictionary()[dataset]["schema"]
     book.guarded(
         f"schema.{dataset}.{scenario}.{shard}",
-        lambda: [
-            validate_table(pl.read_parquet(p), ref, where=str(p), state=ctx.state, keys=False) for p in parts
-        ],
+        lambda: [validate_parquet_columns(p, ref, state=ctx.state) for p in parts],
     )
     return parts
 
