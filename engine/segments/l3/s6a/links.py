@@ -36,7 +36,8 @@ def device_owners(t: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
     shared = dev.filter(pl.col("owner_kind") == "HOUSEHOLD").join(first, on="household_id")
     cols = ["device_id", "device_type", "segment", "cbp", "region", "household_id"]
-    return pl.concat([personal.select(cols), shared.select(cols)])
+    # by device_id: a join's row order may follow its threads, and kind_gap sums floats in this order
+    return pl.concat([personal.select(cols), shared.select(cols)]).sort("device_id")
 
 
 def expected_links(owners: pl.DataFrame, pol: Ips) -> np.ndarray:
