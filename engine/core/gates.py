@@ -33,13 +33,14 @@ if TYPE_CHECKING:
     import polars as pl
 
 
-def read_input_table(path: Path, *, state: str) -> pl.DataFrame:
-    """Read a sealed input or an earlier state's table; bytes that do not decode are the user's
-    E_INPUT_CORRUPT naming the file (a digest match only proves nothing changed since sealing)."""
+def read_input_table(path: Path, *, state: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """Read a sealed input or an earlier state's table (only `columns`, if given); bytes that do not decode
+    are the user's E_INPUT_CORRUPT naming the file (a digest match only proves nothing changed since
+    sealing)."""
     import polars as pl  # here, not at the top: `engine verify` imports this module and needs no polars
 
     try:
-        return pl.read_parquet(path)
+        return pl.read_parquet(path, columns=columns)
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
         detail = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise EngineError(

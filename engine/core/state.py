@@ -107,10 +107,11 @@ class StateContext:
         )
         return model
 
-    def sealed_table(self, input_id: str) -> pl.DataFrame:
-        """A sealed input table whole: a reference, or an upstream dataset in every part (a table over
-        PART_ROWS rows, e.g. 6A's instruments at the large preset, is sealed part by part)."""
-        frames = [read_input_table(path, state=self.state) for path in self.sealed.parts(input_id)]
+    def sealed_table(self, input_id: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """A sealed input table (only `columns`, if given): a reference, or an upstream dataset in every part
+        (a table over PART_ROWS rows, e.g. 6A's instruments at the large preset, is sealed part by part)."""
+        paths = self.sealed.parts(input_id)
+        frames = [read_input_table(path, state=self.state, columns=columns) for path in paths]
         return frames[0] if len(frames) == 1 else pl.concat(frames)
 
     def sealed_parts(

@@ -14,7 +14,6 @@ from engine.core.state import StateContext
 from engine.segments.l3.s6b.bank_columns import nullable
 from engine.segments.l3.s6b.events import LocalClock
 from engine.segments.l3.s6b.policy import ACCOUNT_EVENT_TYPES, CAMPAIGN_TYPES
-from engine.segments.l3.s6b.pools import read_upstream
 
 COLLATERAL_TYPES = ("ACCOUNT_TAKEOVER", "CARD_TESTING")
 TYPE_SHIFT = 56  # campaign_id = type_code << 56 | instance
@@ -100,9 +99,7 @@ def bank_world(ctx: StateContext) -> BankWorld:
     """The world of this run: sealed upstream tables, and 6B.S3's account events and inserted flows."""
     assert ctx.scenario is not None
     return build_world(
-        lambda name, columns: (
-            ctx.sealed_table(name) if columns is None else read_upstream(ctx, name, columns)
-        ),
+        lambda name, columns: ctx.sealed_table(name, columns),
         ctx.read("account_events", scenario=ctx.scenario),
         ctx.read("inserted_flows", scenario=ctx.scenario),
     )

@@ -40,7 +40,6 @@ from engine.segments.l3.s6b.policy import (
     Channels,
     Flows,
 )
-from engine.segments.l3.s6b.pools import read_upstream
 
 REQUIRED = (
     "flow_id",
@@ -201,7 +200,7 @@ class FlowInputs:
     def from_ctx(cls, ctx: StateContext) -> FlowInputs:
         """The sealed policies and tables of a 6B state, and its `6B.flow` key."""
         tables = {name: ctx.sealed_table(name) for name in ("ref_currencies", "merchant_catalogue")}
-        tables.update({name: read_upstream(ctx, name, columns) for name, columns in ENTITY_COLUMNS.items()})
+        tables.update({name: ctx.sealed_table(name, columns) for name, columns in ENTITY_COLUMNS.items()})
         return cls.build(
             ctx.family_key("flow"),
             ctx.policy("6B/flows.yaml"),

@@ -12,7 +12,7 @@ import polars as pl
 from engine.core.state import StateContext
 from engine.kernels.attach_entities import Holdings
 from engine.segments.l3.s6b.policy import Attachment
-from engine.segments.l3.s6b.pools import instrument_weights, read_upstream
+from engine.segments.l3.s6b.pools import instrument_weights
 
 HANDHELD = ("MOBILE", "TABLET")  # where a wallet (device) token lives
 # the 6A tables and columns S1 reads
@@ -121,6 +121,4 @@ def build_world(t: dict[str, pl.DataFrame], pol: Attachment, n_parties: int) -> 
 
 
 def load_world(ctx: StateContext, pol: Attachment, n_parties: int) -> World:
-    return build_world(
-        {name: read_upstream(ctx, name, cols) for name, cols in COLUMNS.items()}, pol, n_parties
-    )
+    return build_world({name: ctx.sealed_table(name, cols) for name, cols in COLUMNS.items()}, pol, n_parties)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from engine.core.state import StateContext
 from engine.kernels.alias import encode, integer_masses
 from engine.kernels.attach import N_CHANNELS, AliasSlices, RegularSlots, Travellers, alias_values
 from engine.kernels.blocks import block_raw
@@ -35,12 +34,6 @@ INSTRUMENT_CODES = tuple(INSTRUMENT_TYPES)  # 6A's instrument vocabulary, in its
 DEVICE_TOKEN = INSTRUMENT_CODES.index("DEVICE_TOKEN")
 ECOM = CHANNELS.index("ECOM")
 MASS_BITS = 32
-
-
-def read_upstream(ctx: StateContext, name: str, columns: list[str]) -> pl.DataFrame:
-    """A sealed upstream table (every part, digest-checked), only `columns`."""
-    frames = [pl.read_parquet(p, columns=columns) for p in ctx.sealed_parts(name)]
-    return frames[0] if len(frames) == 1 else pl.concat(frames)
 
 
 def alias_slices(weights: list[np.ndarray], values: list[np.ndarray], dtype: type) -> AliasSlices:

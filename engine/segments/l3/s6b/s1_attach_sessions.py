@@ -49,7 +49,6 @@ from engine.segments.l3.s6b.pools import (
     cell_key,
     channel_codes,
     eligibility,
-    read_upstream,
     slot_cells,
 )
 
@@ -87,8 +86,7 @@ def setup(ctx: StateContext) -> Setup:
     channels: Channels = ctx.policy("6B/channels.yaml")
     sessions: Sessions = ctx.policy("6B/sessions.yaml")
     alpha_6a = ctx.policy("6A/population.yaml").activity.pareto_alpha
-    parties = read_upstream(
-        ctx,
+    parties = ctx.sealed_table(
         "parties",
         ["party_id", "country_iso", "region", "activity_weight", *AFFINITY_SCORES],
     ).sort("party_id")
@@ -97,15 +95,14 @@ def setup(ctx: StateContext) -> Setup:
         raise fail(ctx, "E_6B_ATTACH_NO_CANDIDATE", "6A parties are not numbered 1..N", "6A parties")
     world = load_world(ctx, pol, n)
     eligible = eligibility(n, world.party_of_acc_row, world.inst_acc_row, world.inst_w)
-    profile = read_upstream(
-        ctx,
+    profile = ctx.sealed_table(
         "merchant_zone_profile",
         ["merchant_id", "legal_country_iso", "channel_group", "mcc", "weekly_expected"],
     )
     ref = ctx.sealed_table("ref_countries")
     countries = profile["legal_country_iso"].cast(pl.String).unique().to_list()
     cand = build_parties(parties, eligible, countries, ref, pol, alpha_6a)
-    catalogue = read_upstream(ctx, "merchant_catalogue", ["merchant_id", "mcc"]).sort("merchant_id")
+    catalogue = ctx.sealed_table("merchant_catalogue", ["merchant_id", "mcc"]).sort("merchant_id")
     merchant_ids = catalogue["merchant_id"].to_numpy().astype(np.uint64)
     mine = profile.filter(pl.Series(ctx.shard_of(profile["merchant_id"].to_numpy()) == ctx.shard))
     slots = build_slots(slot_cells(mine, cand, channels), cand, merchant_ids, pol, ctx.family_key("regular"))
