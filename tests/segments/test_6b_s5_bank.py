@@ -5,6 +5,7 @@ with amendments 6, 7, 9)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.core import yaml12
 from engine.core.validation import PhiloxBlocks, u01
@@ -20,7 +23,7 @@ from engine.segments.l3.s6b import bank_score
 from engine.segments.l3.s6b import policy as p6b
 from engine.segments.l3.s6b.decisions import AuthInputs, decide
 from engine.segments.l3.s6b.disputes import Flows, learn
-from engine.segments.l3.s6b.events import LocalClock, Times, explode
+from engine.segments.l3.s6b.events import HeldEvents, LocalClock, Times, explode
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = (0x0123456789ABCDEF, 0x0FEDCBA987654321)
@@ -342,3 +345,44 @@ def test_time_order_violations_stop_the_state() -> None:
     with pytest.raises(EngineError) as err:
         check_order(tied, np.arange(f.ts.size), "6B.S5")
     assert err.value.code == "E_6B_EVENT_ORDER"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    merchants=st.lists(st.integers(1, 6), min_size=2, max_size=60),
+    gaps=st.lists(st.integers(0, 120).map(lambda h: h * HOUR), min_size=4, max_size=4),
+    cuts=st.sets(st.floats(0.0, 1.0), min_size=1, max_size=6),
+)
+def test_held_events_give_the_stream_order_across_any_cut(
+    merchants: list[int], gaps: list[int], cuts: set[float]
+) -> None:
+    """Flows in s4 order (merchant, request time, flow_id), cut into row batches anywhere: the events
+    released by HeldEvents, batch by batch, are exactly all events sorted by (merchant, ts, flow_id,
+    event_seq), even when a merchant's later events (clearings, refunds days on) outlive its batch or tie
+    with a later flow's request; and nothing final stays held."""
+    n = len(merchants)
+    request = [T0 + (i * 7919 % 13) * HOUR for i in range(n)]  # repeats: flows tie on their request time
+    flows = sorted(zip(merchants, request, range(1, n + 1), strict=True))
+    rows = [
+        (m, t + sum(gaps[: k + 1]) * (k > 0), f, k)  # event k of the flow, k = 0 at the request
+        for m, t, f in flows
+        for k in range(1 + f % 4)
+    ]
+    frame = pl.DataFrame(rows, schema=["merchant_id", "ts_utc", "flow_id", "event_seq"], orient="row")
+    frame = frame.with_columns(pl.col("ts_utc").cast(pl.Datetime("us", "UTC")))
+    expected = frame.sort("merchant_id", "ts_utc", "flow_id", "event_seq")
+    bounds = sorted({0, n, *(int(c * n) for c in cuts)})
+    held, out = HeldEvents(), []
+    for lo, hi in itertools.pairwise(bounds):
+        first_m, first_t, _ = flows[lo]
+        out.append(held.release_before(first_m, first_t))
+        if held.held is not None:  # what stays held is what may still sort after a later flow's event
+            first_held = held.held.select("merchant_id", pl.col("ts_utc").dt.epoch("us")).row(0)
+            assert first_held >= (first_m, first_t)
+        ids = {f for _, _, f in flows[lo:hi]}
+        held.add(
+            frame.filter(pl.col("flow_id").is_in(ids)).sort("merchant_id", "ts_utc", "flow_id", "event_seq")
+        )
+    out.append(held.release_all())
+    got = pl.concat([o for o in out if o is not None])
+    assert got.equals(expected)

@@ -17,7 +17,7 @@ from engine.core.contracts import DTYPES, table_schema, validate_columns
 from engine.segments.l3.s6b import policy as p6b
 from engine.segments.l3.s6b.bank_world import BankWorld, Dim, in_countries, probe_issuers
 from engine.segments.l3.s6b.blocks import REISSUE_BIT, Blocks
-from engine.segments.l3.s6b.events import LocalClock
+from engine.segments.l3.s6b.events import HeldEvents, LocalClock
 from engine.segments.l3.s6b.s5_bank_events import make_setup, process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -430,6 +430,21 @@ def test_rows_do_not_depend_on_the_batch() -> None:
         ]
     )
     assert whole.equals(parts)
+
+
+@pytest.mark.parametrize("cut", range(1, len(ROWS)))
+def test_events_held_across_a_batch_cut_equal_the_whole_batch(cut: int) -> None:
+    """Cut 2 splits merchant 2's two flows: its first flow's clearing, days after the second's request, waits
+    in HeldEvents and the stream comes out as from one batch."""
+    s = make_setup(pack("bank_view"), pack("amounts"), pack("channels"), world(), KEY)
+    whole = process(s4_frame(ROWS), s, NO_BLOCKS, "6B.S5")[1]
+    held, out = HeldEvents(), []
+    for rows in (ROWS[:cut], ROWS[cut:]):
+        batch = s4_frame(rows)
+        out.append(held.release_before(*batch.select("merchant_id", pl.col("ts_utc").dt.epoch("us")).row(0)))
+        held.add(process(batch, s, NO_BLOCKS, "6B.S5")[1])
+    out.append(held.release_all())
+    assert pl.concat([o for o in out if o is not None]).equals(whole)
 
 
 def test_probe_issuers() -> None:

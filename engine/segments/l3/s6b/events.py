@@ -209,6 +209,43 @@ def _stream_order(merchant: np.ndarray, ts: np.ndarray, flow_id: np.ndarray, seq
     return out
 
 
+STREAM_KEYS = ("merchant_id", "ts_utc", "flow_id", "event_seq")
+
+
+class HeldEvents:
+    """The events stream across row batches cut anywhere in s4_flows' (merchant_id, ts_utc, flow_id) order,
+    so one merchant's flows can span batches and no batch outgrows its row limit.
+
+    A later batch's events all sort at or after its first flow's (merchant_id, ts_utc), its request: the
+    events held before that key are final and leave; the rest (clearings, refunds and chargebacks of the
+    cut merchant's earlier flows) wait and merge with the next batch's events."""
+
+    def __init__(self) -> None:
+        self.held: pl.DataFrame | None = None
+
+    def release_before(self, merchant_id: int, ts_us: int) -> pl.DataFrame | None:
+        """The held events that sort before (merchant_id, ts_us); the rest stay held."""
+        if self.held is None:
+            return None
+        merchant = self.held["merchant_id"].to_numpy()
+        ts = self.held["ts_utc"].dt.epoch("us").to_numpy()
+        n = int(np.count_nonzero((merchant < merchant_id) | ((merchant == merchant_id) & (ts < ts_us))))
+        out, rest = self.held.slice(0, n), self.held.slice(n)
+        self.held = rest if rest.height else None
+        return out
+
+    def add(self, events: pl.DataFrame) -> None:
+        """A batch's events, already in stream order."""
+        if self.held is None:
+            self.held = events
+        else:
+            self.held = pl.concat([self.held, events]).sort(STREAM_KEYS)
+
+    def release_all(self) -> pl.DataFrame | None:
+        out, self.held = self.held, None
+        return out
+
+
 def stream_order(ev: Exploded, merchant: np.ndarray, flow_id: np.ndarray) -> Exploded:
     """The events reordered by (merchant_id, ts_utc, flow_id, event_seq); `merchant`, `flow_id` per flow."""
     at = _stream_order(

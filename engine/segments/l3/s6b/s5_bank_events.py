@@ -3,11 +3,12 @@ with amendments 6, 7, 9 and 11): the auth-time score (bank_score.py), the decisi
 (decisions.py), the message times and the `events` explode (events.py), what the bank learns afterwards and
 its label (disputes.py), and the case triggers 6B.S6 groups into cases.
 
-s4_flows is streamed in batches cut where a merchant ends, so each batch's events can be sorted by
-(merchant_id, ts_utc, flow_id, event_seq) on their own; transactions and triggers keep s4's (merchant_id,
-ts_utc, flow_id) order. RNG: `6B.bank` ⟨flow_id, k, 0, 0⟩, k = 0..4, four lanes each: 5 blocks and 20 draws
-per flow whatever branch it takes (lane uses in bank_score.py, decisions.py and disputes.py), so draws never
-depend on the shard or batch. In-state checks: E_6B_EVENT_ORDER and E_6B_BANK_TIME_ORDER.
+s4_flows is streamed in batches of at most BATCH_FLOWS rows, cut anywhere (a flow's bank view is its own
+row's); transactions and triggers keep s4's (merchant_id, ts_utc, flow_id) order, and events, sorted by
+(merchant_id, ts_utc, flow_id, event_seq), wait in HeldEvents until no later flow can sort before them.
+RNG: `6B.bank` ⟨flow_id, k, 0, 0⟩, k = 0..4, four lanes each: 5 blocks and 20 draws per flow whatever
+branch it takes (lane uses in bank_score.py, decisions.py and disputes.py), so draws never depend on the
+shard or batch. In-state checks: E_6B_EVENT_ORDER and E_6B_BANK_TIME_ORDER.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from engine.core.errors import EngineError
 from engine.core.state import StateContext
 from engine.kernels.blocks import block_uniforms
 from engine.kernels.normal import ndtri_array
-from engine.segments.l2.s5b.batches import part_rows, unit_batches
+from engine.segments.l2.s5b.batches import part_rows, row_batches
 from engine.segments.l3.s6b import bank_score
 from engine.segments.l3.s6b.bank_columns import TS, coded, codes_of, nullable, stamp
 from engine.segments.l3.s6b.bank_world import BankWorld, bank_world, collateral_types
@@ -60,6 +61,7 @@ from engine.segments.l3.s6b.events import (
     RESULT,
     REVERSAL,
     Exploded,
+    HeldEvents,
     Times,
     after_refund,
     check_order,
@@ -470,15 +472,20 @@ def run(ctx: StateContext) -> None:
     columns = list(table_schema("6B.yaml#/tables/s4_flows").columns)[4:]
     meter = ctx.progress_meter(part_rows(parts), "flows")
     tally: Counter[str] = Counter()
+    held = HeldEvents()
     with (
         ctx.stream("transactions") as tx_out,
         ctx.stream("events") as ev_out,
         ctx.stream("s5_case_triggers") as trig_out,
     ):
-        for batch in unit_batches(parts, columns, ["merchant_id"], BATCH_FLOWS):
+        for batch in row_batches(parts, columns, BATCH_FLOWS):
+            first = batch.select("merchant_id", pl.col("ts_utc").dt.epoch("us")).row(0)
+            final = held.release_before(*first)
+            if final is not None:
+                ev_out.write(final)
             tx, ev, trig, score = process(batch, s, blocks, ctx.state)
             tx_out.write(tx)
-            ev_out.write(ev)
+            held.add(ev)
             trig_out.write(trig)
             ctx.record_draws(
                 "bank", (batch["flow_id"].to_numpy(), 0, 0, 0), draws=4 * BLOCKS, blocks=BLOCKS, value=score
@@ -490,5 +497,8 @@ def run(ctx: StateContext) -> None:
                 for value, n in tx[col].cast(pl.String).value_counts().iter_rows():
                     tally[f"{name}.{value}"] += n
             meter.advance(batch.height)
+        final = held.release_all()
+        if final is not None:
+            ev_out.write(final)
     meter.close()
     ctx.facts.update(dict(sorted(tally.items())))
