@@ -50,9 +50,12 @@ def test_a_rule_shadowed_by_an_earlier_one_is_refused() -> None:
     # narrower by size is still reachable only through (sector, channel) pairs left open; an MCC rule for
     # travel after a digital-goods rule is fine
     check_reachable(rules(V01, {**V01, "id": "V03", "sectors": None, "mccs": [4511]}, P99), SECTORS, "3B.S0")
+    # a sector 1A does not map to MCCs: the model knows every sector name, 1A's sectors.yaml says which exist
     with pytest.raises(EngineError) as err:
-        check_reachable(rules({**V01, "sectors": ["gambling"]}, P99), SECTORS, "3B.S0")
+        check_reachable(rules({**V01, "sectors": ["health"]}, P99), SECTORS, "3B.S0")
     assert err.value.code == "E_POLICY_INVALID"
+    with pytest.raises(ValidationError, match="sectors"):  # a name no sector has: refused by the model
+        rules({**V01, "sectors": ["gambling"]}, P99)
 
 
 def test_an_alias_layout_version_the_engine_cannot_decode(tmp_path: Path) -> None:

@@ -21,17 +21,18 @@ from engine.core.policy_model import (
     validation_model,
 )
 from engine.segments.l1.alias_layout import AliasLayoutPolicy
+from engine.segments.l1.s1a.policy import SectorName
 
 Mode = Literal["PHYSICAL", "HYBRID", "VIRTUAL_ONLY"]
 Channel = Literal["card_present", "card_not_present"]
-Sector = Annotated[str, Field(pattern=r"^[a-z_]+$")]
+Sector = SectorName  # 1A's sectors: a misspelt one would silently match no merchant
 
 
 class Rule(Strict):
     """One classification rule; a condition left out matches everything (P99 leaves out all of them)."""
 
     id: Annotated[str, Field(pattern=r"^[A-Z][0-9]{2}$")]
-    version: Annotated[str, NumberText, Field(min_length=1)]
+    version: Annotated[str, NumberText, Field(pattern=r"^[0-9]+(\.[0-9]+)*$")]  # "1", "1.2"
     sectors: list[Sector] | None = None
     mccs: list[Mcc] | None = None
     mcc_ranges: list[pair(Mcc)] | None = None  # type: ignore[valid-type]
