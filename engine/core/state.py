@@ -503,6 +503,6 @@ class StreamOut:
         longer), so a batch does not pay for n copies of a 64-character fingerprint."""
         if self._constant is None or len(self._constant[0]) < n:
             size = max(n, 1 << 20)
-            table = self.identity.select(pl.all().repeat_by(size).explode()).to_arrow()
-            self._constant = [column.combine_chunks() for column in table.columns]
+            row = self.identity.to_arrow()
+            self._constant = [pa.repeat(row.column(i)[0], size) for i in range(row.num_columns)]
         return [a.slice(0, n) for a in self._constant]

@@ -235,11 +235,15 @@ class HeldEvents:
         return out
 
     def add(self, events: pl.DataFrame) -> None:
-        """A batch's events, already in stream order."""
+        """A batch's events, already in stream order. What is held belongs to one merchant, the one the batch
+        opens with (it sorts at or after the batch's first request), so only that merchant's events merge."""
         if self.held is None:
             self.held = events
-        else:
-            self.held = pl.concat([self.held, events]).sort(STREAM_KEYS)
+            return
+        merchant = self.held["merchant_id"][0]
+        n = int(np.count_nonzero(events["merchant_id"].to_numpy() == merchant))  # a prefix: events are sorted
+        merged = pl.concat([self.held, events.slice(0, n)]).sort(STREAM_KEYS)
+        self.held = pl.concat([merged, events.slice(n)])
 
     def release_all(self) -> pl.DataFrame | None:
         out, self.held = self.held, None
