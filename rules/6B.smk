@@ -247,7 +247,6 @@ rule seg6B_s7_validation:
         job_log("6B", "s7_validation"),
     benchmark:
         job_benchmark("6B", "s7_validation"),
-    threads: 2  # two shards scanned at once (s7_validation.SCAN_WORKERS)
     resources:
         mem_mb=6000,
     params:

@@ -8,9 +8,6 @@ separability sample (separability.py). Bundle extras: summary.json, label_stats.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +15,6 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from engine.core.contracts import dictionary, validate_parquet_columns
-from engine.core.errors import EngineError
 from engine.core.state import StateContext
 from engine.core.validation import CheckBook, apply_checks, check_schemas, finish_segment, state_reports
 from engine.segments.l3.s6b import label_stats
@@ -46,9 +42,6 @@ SCENARIO_TABLES = ["breaches", "campaigns", "campaign_targets", "inserted_flows"
 CHANNEL_CODES = {0: "POS", 1: "ECOM", 2: "ATM", 3: "TRANSFER"}
 US_PER_H = 3_600_000_000
 TACTIC_BITS = 8
-# shards read at once: the scans are polars and pyarrow work that runs outside the GIL, so two workers keep
-# two cores busy where one scan alone averages half a core; more would add a shard's working set each
-SCAN_WORKERS = 2
 
 
 def ratio(num: float, den: float) -> float:
@@ -63,42 +56,14 @@ def arrivals_of(ctx: StateContext, scenario: str, shard: int) -> int:
     )
 
 
-@dataclass
-class ShardRead:
-    """One (scenario, shard) read by a worker: its scan, its events' counts, and each table's contract
-    violation (None: the parts conform), which the main thread books in shard order."""
-
-    scan: ShardScan
-    events: dict[str, int]
-    schema_errors: dict[str, EngineError | None]
-
-
-def contract_error(parts: list[Path], dataset: str, state: str) -> EngineError | None:
+def check_parts(ctx: StateContext, book: CheckBook, dataset: str, scenario: str, shard: int) -> list:
+    parts = ctx.part_files(dataset, scenario=scenario, shard=shard)
     ref = dictionary()[dataset]["schema"]
-    try:
-        for path in parts:
-            validate_parquet_columns(path, ref, state=state)
-    except EngineError as err:
-        return err
-    return None
-
-
-def read_shard(
-    ctx: StateContext, scenario: str, shard: int, scale: dict[str, float], reissues: pl.DataFrame
-) -> ShardRead:
-    """Everything S7 takes from one shard's transactions and events (a worker thread: only reads)."""
-    scan = ShardScan()
-    tx = ctx.part_files("transactions", scenario=scenario, shard=shard)
-    errors = {"transactions": contract_error(tx, "transactions", ctx.state)}
-    scan_transactions(tx, shard, ctx.shards, scale, reissues, scan)
-    ev = ctx.part_files("events", scenario=scenario, shard=shard)
-    errors["events"] = contract_error(ev, "events", ctx.state)
-    return ShardRead(scan, scan_events(ev, scan), errors)
-
-
-def raise_if(err: EngineError | None) -> None:
-    if err is not None:
-        raise err
+    book.guarded(
+        f"schema.{dataset}.{scenario}.{shard}",
+        lambda: [validate_parquet_columns(p, ref, state=ctx.state) for p in parts],
+    )
+    return parts
 
 
 def scan_scenario(
@@ -112,47 +77,32 @@ def scan_scenario(
     total = ShardScan()
     coverage = {"arrivals": 0, "inserted": 0, "flows": 0, "short": 0, "event_mismatch": 0}
     inserted, reissues = tables["inserted_flows"], tables["card_reissues"]
-    with ThreadPoolExecutor(SCAN_WORKERS) as pool:
-        reads = pool.map(lambda k: read_shard(ctx, scenario, k, scale, reissues), range(ctx.shards))
-        for shard, read in enumerate(reads):
-            fold_shard(ctx, book, scenario, shard, read, inserted, coverage)
-            merge_into(total, read.scan)
+    for shard in range(ctx.shards):
+        scan = ShardScan()
+        parts = check_parts(ctx, book, "transactions", scenario, shard)
+        scan_transactions(parts, shard, ctx.shards, scale, reissues, scan)
+        events = scan_events(check_parts(ctx, book, "events", scenario, shard), scan)
+        cube = merged_counts(scan.cube, CUBE_KEYS)
+        sums = {c: int(cube[c].sum()) for c in ("cleared", "reversals", "refunds")} if cube.height else {}
+        expected_events = {
+            "AUTH_REQUEST": scan.rows,
+            "AUTH_RESPONSE": scan.rows,
+            "CLEARING": sums.get("cleared", 0),
+            "REVERSAL": sums.get("reversals", 0),
+            "REFUND": sums.get("refunds", 0),
+        }
+        coverage["event_mismatch"] += sum(events.get(k, 0) != v for k, v in expected_events.items())
+        arrivals = arrivals_of(ctx, scenario, shard)
+        planted = int((inserted["shard"] == shard).sum()) if inserted.height else 0
+        retries = scan.origin_counts.get("RETRY", 0)
+        coverage["arrivals"] += arrivals
+        coverage["inserted"] += planted
+        coverage["flows"] += scan.rows
+        coverage["short"] += abs(scan.rows - (arrivals + planted + retries))
+        merge_into(total, scan)
     ids = np.concatenate(total.flow_ids_nonarrival) if total.flow_ids_nonarrival else np.zeros(0, np.uint64)
     total.add("duplicate_inserted_flow_id", int(ids.size - np.unique(ids).size))
     return total, coverage
-
-
-def fold_shard(
-    ctx: StateContext,
-    book: CheckBook,
-    scenario: str,
-    shard: int,
-    read: ShardRead,
-    inserted: pl.DataFrame,
-    coverage: dict[str, int],
-) -> None:
-    """Book one shard's contract checks and add its coverage counts: flows against 5B's arrivals, inserted
-    flows and retries; events against the flows' messages."""
-    for dataset, err in read.schema_errors.items():
-        book.guarded(f"schema.{dataset}.{scenario}.{shard}", lambda err=err: raise_if(err))
-    scan, events = read.scan, read.events
-    cube = merged_counts(scan.cube, CUBE_KEYS)
-    sums = {c: int(cube[c].sum()) for c in ("cleared", "reversals", "refunds")} if cube.height else {}
-    expected_events = {
-        "AUTH_REQUEST": scan.rows,
-        "AUTH_RESPONSE": scan.rows,
-        "CLEARING": sums.get("cleared", 0),
-        "REVERSAL": sums.get("reversals", 0),
-        "REFUND": sums.get("refunds", 0),
-    }
-    coverage["event_mismatch"] += sum(events.get(k, 0) != v for k, v in expected_events.items())
-    arrivals = arrivals_of(ctx, scenario, shard)
-    planted = int((inserted["shard"] == shard).sum()) if inserted.height else 0
-    retries = scan.origin_counts.get("RETRY", 0)
-    coverage["arrivals"] += arrivals
-    coverage["inserted"] += planted
-    coverage["flows"] += scan.rows
-    coverage["short"] += abs(scan.rows - (arrivals + planted + retries))
 
 
 def detected_cards(ctx: StateContext, scenario: str) -> int:
