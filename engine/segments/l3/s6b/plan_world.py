@@ -374,8 +374,7 @@ def build_entities(t: dict[str, pl.DataFrame], code: dict[str, int]) -> Entities
             "instrument_id",
             "account_id",
             "party_id",
-            pl.col("instrument_type").cast(pl.String),
-            "contactless",
+            "instrument_type",  # 6A's Enum: compared as is, no string per instrument
             "cnp_enabled",
         )
         .join(acc, on="account_id", how="left")
@@ -388,22 +387,22 @@ def build_entities(t: dict[str, pl.DataFrame], code: dict[str, int]) -> Entities
         if ch == ECOM:
             ok = ok & pl.col("cnp_enabled").fill_null(True)
         sub = inst.filter(ok)
-        inst_party[ch] = sub["party_id"].to_numpy().astype(np.uint64)
-        inst_id[ch] = sub["instrument_id"].to_numpy().astype(np.uint64)
-        inst_account[ch] = sub["account_id"].to_numpy().astype(np.uint64)
+        inst_party[ch] = sub["party_id"].to_numpy().astype(np.uint64, copy=False)
+        inst_id[ch] = sub["instrument_id"].to_numpy().astype(np.uint64, copy=False)
+        inst_account[ch] = sub["account_id"].to_numpy().astype(np.uint64, copy=False)
         inst_cum[ch] = cumulative(sub["w"].to_numpy())
     links = t["device_links"].select("party_id", "device_id").sort("party_id", "device_id")
     ipl = t["ip_links"].select("device_id", "ip_id", "usage_weight").sort("device_id", "ip_id")
-    dev = t["devices"].select("device_id", pl.col("owner_kind").cast(pl.String)).sort("device_id")
-    ips = t["ips"].select("ip_id", pl.col("ip_type").cast(pl.String)).sort("ip_id")
+    dev = t["devices"].select("device_id", "owner_kind").sort("device_id")
+    ips = t["ips"].select("ip_id", "ip_type").sort("ip_id")
     mules = (
         t["account_roles"]
         .filter(pl.col("role").cast(pl.String) == "MULE_ACCOUNT")
         .join(t["accounts"].select("account_id", "party_id"), on="account_id")
         .sort("account_id")
     )
-    by_id = inst.sort("instrument_id")
-    party_ids = p["party_id"].to_numpy().astype(np.uint64)
+    by_id = inst.select("instrument_id", "account_id", "instrument_type").sort("instrument_id")
+    party_ids = p["party_id"].to_numpy().astype(np.uint64, copy=False)
     return Entities(
         party_id=party_ids,
         country=p["country_iso"].to_numpy(),
@@ -411,28 +410,30 @@ def build_entities(t: dict[str, pl.DataFrame], code: dict[str, int]) -> Entities
         activity=p["activity_weight"].to_numpy().astype(np.float64),
         digital=p["digital_affinity"].to_numpy().astype(np.float64),
         role=p["role"].to_numpy(),
-        controller=p["controller_party_id"].to_numpy().astype(np.uint64),
+        controller=p["controller_party_id"].to_numpy().astype(np.uint64, copy=False),
         inst_party=inst_party,
         inst_id=inst_id,
         inst_account=inst_account,
         inst_cum=inst_cum,
         holds={c: np.isin(party_ids, np.unique(inst_party[c])) for c in CHANNEL_INSTRUMENTS},
-        all_inst=by_id["instrument_id"].to_numpy().astype(np.uint64),
-        all_account=by_id["account_id"].to_numpy().astype(np.uint64),
+        all_inst=by_id["instrument_id"].to_numpy().astype(np.uint64, copy=False),
+        all_account=by_id["account_id"].to_numpy().astype(np.uint64, copy=False),
         all_token=(by_id["instrument_type"] == "DEVICE_TOKEN").to_numpy(),
-        dev_party=links["party_id"].to_numpy().astype(np.uint64),
-        dev_id=links["device_id"].to_numpy().astype(np.uint64),
-        ip_device=ipl["device_id"].to_numpy().astype(np.uint64),
-        ip_id=ipl["ip_id"].to_numpy().astype(np.uint64),
+        dev_party=links["party_id"].to_numpy().astype(np.uint64, copy=False),
+        dev_id=links["device_id"].to_numpy().astype(np.uint64, copy=False),
+        ip_device=ipl["device_id"].to_numpy().astype(np.uint64, copy=False),
+        ip_id=ipl["ip_id"].to_numpy().astype(np.uint64, copy=False),
         ip_cum=cumulative(ipl["usage_weight"].to_numpy()),
         operator_devices=dev.filter(pl.col("owner_kind") == "OPERATOR")["device_id"]
         .to_numpy()
-        .astype(np.uint64),
-        anon_vpn=ips.filter(pl.col("ip_type").is_in(list(ANON_VPN)))["ip_id"].to_numpy().astype(np.uint64),
+        .astype(np.uint64, copy=False),
+        anon_vpn=ips.filter(pl.col("ip_type").is_in(list(ANON_VPN)))["ip_id"]
+        .to_numpy()
+        .astype(np.uint64, copy=False),
         anon_proxy=ips.filter(pl.col("ip_type").is_in(list(ANON_PROXY)))["ip_id"]
         .to_numpy()
-        .astype(np.uint64),
-        mule_account=mules["account_id"].to_numpy().astype(np.uint64),
-        mule_account_party=mules["party_id"].to_numpy().astype(np.uint64),
-        account_id=t["accounts"]["account_id"].sort().to_numpy().astype(np.uint64),
+        .astype(np.uint64, copy=False),
+        mule_account=mules["account_id"].to_numpy().astype(np.uint64, copy=False),
+        mule_account_party=mules["party_id"].to_numpy().astype(np.uint64, copy=False),
+        account_id=t["accounts"]["account_id"].sort().to_numpy().astype(np.uint64, copy=False),
     )
