@@ -313,46 +313,26 @@ def scan_transactions(
 
 
 def scan_events(parts: list[Path], out: ShardScan) -> dict[str, int]:
-    """Event order and the event counts the transactions must match, merchant by merchant: the stream is
-    sorted by merchant first, so a flow's events lie within its merchant's rows. A part's last merchant may
-    go on in the next part: its rows wait and are checked with their continuation, never a whole part twice
-    in memory."""
+    """Event order and the event counts the transactions must match, part by part (a flow's events are
+    written together)."""
     totals: dict[str, int] = {}
-    held: pl.DataFrame | None = None  # the rows of the merchant the last part ended with
     for path in parts:
-        ev = pl.read_parquet(path, columns=["merchant_id", "flow_id", "event_seq", "event_type", "ts_utc"])
-        merchant = ev["merchant_id"].to_numpy()
-        if held is not None:
-            go_on = int(np.count_nonzero(merchant == held["merchant_id"][0]))  # a prefix: sorted
-            held = pl.concat([held, ev.slice(0, go_on)])
-            if go_on == ev.height:
-                continue  # the whole part is that merchant's, and it may go on further
-            check_events(held, out, totals)
-            ev, merchant = ev.slice(go_on), merchant[go_on:]
-        last = int(np.count_nonzero(merchant == merchant[-1])) if ev.height else 0  # a suffix
-        held = ev.slice(ev.height - last) if last else None
-        check_events(ev.slice(0, ev.height - last), out, totals)
-    if held is not None:
-        check_events(held, out, totals)
+        ev = pl.read_parquet(path, columns=["flow_id", "event_seq", "event_type", "ts_utc"]).sort(
+            "flow_id", "event_seq"
+        )
+        same = ev["flow_id"].to_numpy()[1:] == ev["flow_id"].to_numpy()[:-1]
+        ts = ev["ts_utc"].cast(pl.Int64).to_numpy()
+        seq = ev["event_seq"].cast(pl.Int64).to_numpy()
+        out.add("event_time_not_increasing", int((same & (ts[1:] <= ts[:-1])).sum()))
+        out.add("event_seq_not_dense", int((same & (seq[1:] != seq[:-1] + 1)).sum()))
+        per_flow = ev.group_by("flow_id", pl.col("event_type").cast(pl.String)).agg(pl.len().alias("n"))
+        repeated = per_flow.filter(
+            pl.col("event_type").is_in(["AUTH_REQUEST", "AUTH_RESPONSE", "CLEARING"]) & (pl.col("n") > 1)
+        )
+        out.add("event_repeated_per_flow", repeated.height)
+        for kind, n in ev.group_by(pl.col("event_type").cast(pl.String)).agg(pl.len()).iter_rows():
+            totals[kind] = totals.get(kind, 0) + int(n)
     return totals
-
-
-def check_events(rows: pl.DataFrame, out: ShardScan, totals: dict[str, int]) -> None:
-    """The checks on whole merchants' events: times strictly increase and event_seq is dense within a flow,
-    no flow repeats its request, response or clearing; event counts by type add to `totals`."""
-    ev = rows.sort("flow_id", "event_seq")
-    same = ev["flow_id"].to_numpy()[1:] == ev["flow_id"].to_numpy()[:-1]
-    ts = ev["ts_utc"].cast(pl.Int64).to_numpy()
-    seq = ev["event_seq"].cast(pl.Int64).to_numpy()
-    out.add("event_time_not_increasing", int((same & (ts[1:] <= ts[:-1])).sum()))
-    out.add("event_seq_not_dense", int((same & (seq[1:] != seq[:-1] + 1)).sum()))
-    per_flow = ev.group_by("flow_id", pl.col("event_type").cast(pl.String)).agg(pl.len().alias("n"))
-    repeated = per_flow.filter(
-        pl.col("event_type").is_in(["AUTH_REQUEST", "AUTH_RESPONSE", "CLEARING"]) & (pl.col("n") > 1)
-    )
-    out.add("event_repeated_per_flow", repeated.height)
-    for kind, n in ev.group_by(pl.col("event_type").cast(pl.String)).agg(pl.len()).iter_rows():
-        totals[kind] = totals.get(kind, 0) + int(n)
 
 
 def merged_counts(frames: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:
