@@ -18,12 +18,6 @@ def part_rows(paths: list[Path]) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
 
 
-def _frames(paths: list[Path], columns: list[str]) -> Iterator[pl.DataFrame]:
-    for path in paths:
-        for rb in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=columns):
-            yield pl.from_arrow(rb)  # type: ignore[misc]
-
-
 def row_batches(paths: list[Path], columns: list[str], rows: int) -> Iterator[pl.DataFrame]:
     """Consecutive rows in batches of at most `rows`, cut wherever the count or a part ends: for states whose
     rows are independent and whose order-dependent output carries over the cut (6B.S5's events)."""
@@ -38,7 +32,7 @@ def unit_batches(
     """Consecutive rows (the parts are sorted by `unit` first) in batches that end where a `unit` key
     changes and hold at most `max_weight` rows (or Σ `weight`), unless one unit alone is heavier."""
     carry: pl.DataFrame | None = None
-    for frame in _frames(paths, columns):
+    for frame in row_batches(paths, columns, READ_ROWS):
         buf = frame if carry is None else pl.concat([carry, frame], how="vertical_relaxed")
         while True:
             cut = _cut(buf, unit, max_weight, weight)
