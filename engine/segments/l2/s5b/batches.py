@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,15 @@ def part_rows(paths: list[Path]) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
 
 
-def row_batches(paths: list[Path], columns: list[str], rows: int) -> Iterator[pl.DataFrame]:
+def row_batches(paths: list[Path], columns: list[str] | None, rows: int) -> Iterator[pl.DataFrame]:
     """Consecutive rows in batches of at most `rows`, cut wherever the count or a part ends: for states whose
     rows are independent and whose order-dependent output carries over the cut (6B.S5's events)."""
     for path in paths:
-        for rb in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
-            yield pl.from_arrow(rb)  # type: ignore[misc]
+        scan = pl.scan_parquet(path)  # polars decodes a slice's row groups on every core
+        if columns is not None:
+            scan = scan.select(columns)
+        for offset in range(0, pq.ParquetFile(path).metadata.num_rows, rows):
+            yield scan.slice(offset, rows).collect()
 
 
 def unit_batches(
@@ -31,8 +34,15 @@ def unit_batches(
 ) -> Iterator[pl.DataFrame]:
     """Consecutive rows (the parts are sorted by `unit` first) in batches that end where a `unit` key
     changes and hold at most `max_weight` rows (or Σ `weight`), unless one unit alone is heavier."""
+    return unit_cuts(row_batches(paths, columns, READ_ROWS), unit, max_weight, weight)
+
+
+def unit_cuts(
+    frames: Iterable[pl.DataFrame], unit: list[str], max_weight: int, weight: str | None = None
+) -> Iterator[pl.DataFrame]:
+    """unit_batches over frames the caller has read (6B.S7 checks each read against the contract first)."""
     carry: pl.DataFrame | None = None
-    for frame in row_batches(paths, columns, READ_ROWS):
+    for frame in frames:
         buf = frame if carry is None else pl.concat([carry, frame], how="vertical_relaxed")
         while True:
             cut = _cut(buf, unit, max_weight, weight)
