@@ -1,7 +1,8 @@
 """Contracts: schema packs with cross-pack `$ref` through a local registry, column-wise table checks.
 
 Tables are never validated row by row with jsonschema (far too slow); each column is checked as a whole
-with polars: dtype, nulls, ranges, enums, patterns, finiteness, then primary-key and unique-key checks.
+with polars, every column's measures in one query: dtype, nulls, ranges, enums, patterns, finiteness, then
+primary-key and unique-key checks.
 """
 
 from __future__ import annotations
@@ -104,47 +105,56 @@ def _fail(code: str, what: str, where: str, state: str) -> EngineError:
     )
 
 
-def _categorical(series: pl.Series) -> bool:
-    return isinstance(series.dtype, pl.Categorical | pl.Enum)
+def _categorical(dtype: pl.DataType) -> bool:
+    return isinstance(dtype, pl.Categorical | pl.Enum)
 
 
-def _check_column(series: pl.Series, spec: dict[str, Any]) -> str | None:
-    """Return a description of the first violation in this column, or None."""
-    want = DTYPES[spec["dtype"]]
+def _dtype_problem(dtype: pl.DataType, spec: dict[str, Any]) -> str | None:
     if spec["dtype"] == "cat":  # Categorical, or an Enum (a categorical with a vocabulary fixed in advance)
-        if not _categorical(series):
-            return f"dtype {series.dtype} is not categorical"
-    elif series.dtype != want:
-        return f"dtype {series.dtype} != {want}"
-    nulls = series.null_count()
-    if nulls and not spec.get("nullable", False):
-        return f"{nulls} nulls in a non-nullable column"
-    values = series.drop_nulls()
-    if values.is_empty():
-        return None
-    if spec.get("finite") and not values.is_finite().all():
-        return "non-finite values"
-    checks = (
-        ("minimum", lambda b: values < b, "below minimum"),
-        ("maximum", lambda b: values > b, "above maximum"),
-        ("exclusiveMinimum", lambda b: values <= b, "not above exclusiveMinimum"),
-        ("exclusiveMaximum", lambda b: values >= b, "not below exclusiveMaximum"),
-    )
-    for key, bad, label in checks:
+        return None if _categorical(dtype) else f"dtype {dtype} is not categorical"
+    want = DTYPES[spec["dtype"]]
+    return None if dtype == want else f"dtype {dtype} != {want}"
+
+
+BOUNDS = (
+    ("minimum", lambda c, b: c < b, "below minimum"),
+    ("maximum", lambda c, b: c > b, "above maximum"),
+    ("exclusiveMinimum", lambda c, b: c <= b, "not above exclusiveMinimum"),
+    ("exclusiveMaximum", lambda c, b: c >= b, "not below exclusiveMaximum"),
+)
+
+
+def _measures(col: str, spec: dict[str, Any], categorical: bool) -> dict[str, pl.Expr]:
+    """One-row aggregates of a column (nulls never count as a violation of a bound, an enum or a pattern)."""
+    c = pl.col(col)
+    out = {"nulls": c.null_count()}
+    if spec.get("finite"):
+        out["non-finite"] = (~c.is_finite()).sum()
+    for key, bad, _ in BOUNDS:
         if key in spec:
-            n_bad = int(bad(spec[key]).sum())
-            if n_bad:
-                return f"{n_bad} values {label} {spec[key]}"
+            out[key] = bad(c, spec[key]).sum()
+    distinct = c.drop_nulls().unique(maintain_order=True)  # one order for the values and their mask
+    texts = distinct.cast(pl.String) if categorical else distinct
     if "enum" in spec:
-        distinct = values.unique().cast(pl.String) if _categorical(values) else values
-        outside = distinct.filter(~distinct.is_in(spec["enum"]))
-        if len(outside):
-            return f"values outside enum, e.g. {outside[0]!r}"
+        out["enum"] = texts.filter(~texts.is_in(spec["enum"])).implode()
     if "pattern" in spec:
-        texts = values.unique().cast(pl.String) if _categorical(values) else values
-        bad_pat = texts.filter(~texts.str.contains(spec["pattern"]))
-        if len(bad_pat):
-            return f"values not matching {spec['pattern']}, e.g. {bad_pat[0]!r}"
+        out["pattern"] = texts.filter(~texts.str.contains(spec["pattern"])).implode()
+    return out
+
+
+def _problem(spec: dict[str, Any], got: dict[str, Any]) -> str | None:
+    """The first violation of a column, in the order dtype, nulls, finiteness, bounds, enum, pattern."""
+    if got["nulls"] and not spec.get("nullable", False):
+        return f"{got['nulls']} nulls in a non-nullable column"
+    if got.get("non-finite"):
+        return "non-finite values"
+    for key, _, label in BOUNDS:
+        if got.get(key):
+            return f"{got[key]} values {label} {spec[key]}"
+    if got.get("enum"):
+        return f"values outside enum, e.g. {got['enum'][0]!r}"
+    if got.get("pattern"):
+        return f"values not matching {spec['pattern']}, e.g. {got['pattern'][0]!r}"
     return None
 
 
@@ -171,10 +181,25 @@ def validate_columns(
     schema = table_schema(ref)
     if list(df.columns) != columns:
         raise _fail(code, f"columns {df.columns} != contract {columns}", where, state)
+    typed: list[str] = []  # the columns before the first dtype violation: only those are measured
     for col in columns:
-        problem = _check_column(df[col], schema.columns[col])
+        wrong_type = _dtype_problem(df.schema[col], schema.columns[col])
+        if wrong_type:
+            break
+        typed.append(col)
+    exprs = [
+        expr.alias(f"{i}:{name}")
+        for i, col in enumerate(typed)
+        for name, expr in _measures(col, schema.columns[col], _categorical(df.schema[col])).items()
+    ]
+    row = df.select(exprs).row(0, named=True) if exprs else {}
+    for i, col in enumerate(typed):
+        got = {key.split(":", 1)[1]: value for key, value in row.items() if key.split(":", 1)[0] == str(i)}
+        problem = _problem(schema.columns[col], got)
         if problem:
             raise _fail(code, f"column {col}: {problem}", where, state)
+    if len(typed) < len(columns):
+        raise _fail(code, f"column {columns[len(typed)]}: {wrong_type}", where, state)
 
 
 def validate_parquet_columns(path: Path, ref: str, *, state: str, code: str = "E_SCHEMA") -> None:

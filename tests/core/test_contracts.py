@@ -350,3 +350,15 @@ def test_a_parquet_file_checked_column_by_column(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as info:
         validate_parquet_columns(swapped, HURDLE, state="1A.S1", code="E_6B_SCHEMA")
     assert info.value.code == "E_6B_SCHEMA" and info.value.what.startswith("columns [")
+
+
+def test_an_enum_violation_names_the_first_value_off_the_enum_in_row_order() -> None:
+    """Several valid sectors and two off the enum: the message names the first of them as the rows have it,
+    every time (a mask computed over one order of the distinct values and applied to another would not)."""
+    sectors = ["travel", "other", "groceries", "fuel", "restaurants", "petrol", "grocery"]
+    cols = {k: [v[i % 3] for i in range(len(sectors))] for k, v in _good().items()}
+    cols["merchant_id"] = list(range(1, len(sectors) + 1))
+    cols["sector"] = sectors
+    with pytest.raises(EngineError) as info:
+        validate_table(_frame(cols), HURDLE, where="w", state="1A.S1")
+    assert info.value.what == "column sector: values outside enum, e.g. 'groceries'"
