@@ -202,21 +202,6 @@ def validate_columns(
         raise _fail(code, f"column {columns[len(typed)]}: {wrong_type}", where, state)
 
 
-def validate_parquet_columns(path: Path, ref: str, *, state: str, code: str = "E_SCHEMA") -> None:
-    """validate_columns on a Parquet file read one column at a time, so a validation state checking a
-    20 M-row part of 92 columns holds one column, not the table; the same checks, the same messages."""
-    import pyarrow.parquet as pq
-
-    columns = list(table_schema(ref).columns)
-    names = pq.read_schema(path).names
-    if names != columns:
-        raise _fail(code, f"columns {names} != contract {columns}", str(path), state)
-    for col in columns:
-        validate_columns(
-            pl.read_parquet(path, columns=[col]), ref, [col], where=str(path), state=state, code=code
-        )
-
-
 @cache
 def dictionary() -> dict[str, dict[str, Any]]:
     return yaml12.load((CONTRACTS_DIR / "dictionary.yaml").read_text())["datasets"]

@@ -317,41 +317,6 @@ def test_dataset_paths_exact(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("case", sorted(VIOLATIONS))
-def test_a_parquet_file_checked_column_by_column_fails_as_the_whole_table(case: str, tmp_path: Path) -> None:
-    """validate_parquet_columns reads one column at a time (6B.S7 on 20 M-row parts) and reports exactly what
-    validate_table reports on the whole frame."""
-    from engine.core.contracts import validate_parquet_columns
-    from engine.core.parquet_io import write_parquet
-
-    frame = VIOLATIONS[case][0]()
-    path = tmp_path / "part-00000.parquet"
-    write_parquet(frame, path)
-    with pytest.raises(EngineError) as whole:
-        validate_table(frame, HURDLE, where=str(path), state="1A.S1", keys=False)
-    with pytest.raises(EngineError) as by_column:
-        validate_parquet_columns(path, HURDLE, state="1A.S1")
-    assert (by_column.value.code, by_column.value.what, by_column.value.where) == (
-        whole.value.code,
-        whole.value.what,
-        whole.value.where,
-    )
-
-
-def test_a_parquet_file_checked_column_by_column(tmp_path: Path) -> None:
-    from engine.core.contracts import validate_parquet_columns
-    from engine.core.parquet_io import write_parquet
-
-    good, swapped = tmp_path / "good.parquet", tmp_path / "swapped.parquet"
-    write_parquet(_frame(_good()), good)
-    validate_parquet_columns(good, HURDLE, state="1A.S1")
-    df = _frame(_good())
-    write_parquet(df.select(list(reversed(df.columns))), swapped)
-    with pytest.raises(EngineError) as info:
-        validate_parquet_columns(swapped, HURDLE, state="1A.S1", code="E_6B_SCHEMA")
-    assert info.value.code == "E_6B_SCHEMA" and info.value.what.startswith("columns [")
-
-
 def test_an_enum_violation_names_the_first_value_off_the_enum_in_row_order() -> None:
     """Several valid sectors and two off the enum: the message names the first of them as the rows have it,
     every time (a mask computed over one order of the distinct values and applied to another would not)."""

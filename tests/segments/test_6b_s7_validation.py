@@ -9,8 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from engine.segments.l2.s5b.batches import row_batches
+from engine.segments.l3.s6b import s7_scan
 from engine.segments.l3.s6b.rng_accounting import expected_draws, matches
-from engine.segments.l3.s6b.s7_scan import violations, with_derived
+from engine.segments.l3.s6b.s7_scan import ShardScan, scan_events, violations, with_derived
 from engine.segments.l3.s6b.s7_validation import inside_legit_share, legit_bounds, stratum_violations
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -52,7 +54,7 @@ def _flows(**overrides: list) -> pl.DataFrame:
 
 
 def _count(df: pl.DataFrame) -> dict[str, int]:
-    return violations(with_derived(df.lazy(), {"EUR": 0.9, "JPY": 150.0}), pl.lit(False))
+    return violations(with_derived(df.lazy(), {"EUR": 0.9, "JPY": 150.0}))
 
 
 def test_consistent_flows_have_no_findings() -> None:
@@ -205,3 +207,47 @@ def test_blocked_cards_in_the_tiny_world(tiny_world: Path) -> None:
     )
     assert (moved["ts_utc"] >= moved["reissue_ts_utc"]).all()
     assert (moved["truth_label"].cast(pl.String) == "LEGIT").all()
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 100])
+@pytest.mark.parametrize("cuts", [(5,), (3, 5), (2, 3, 6), (4, 4, 7), (1, 2, 3, 4, 5, 6, 7)])
+def test_event_checks_follow_a_flow_across_parts(
+    tmp_path: Path, cuts: tuple[int, ...], chunk_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts end inside merchant 2 (a part may hold only its rows, or none), reads end every two rows and
+    chunks hold `chunk_rows` events: flow 21's clearing comes before its response, and flow 22 repeats its
+    request, each across a cut. Checked part by part, both went unseen; merchant by merchant, each counts
+    once, and the event totals are those of every row."""
+    monkeypatch.setattr(s7_scan, "EVENT_CHUNK_ROWS", chunk_rows)
+    t0 = datetime(2026, 3, 2, tzinfo=UTC)
+    rows = [  # (merchant, flow, seq, type, seconds after t0), in stream order (merchant, ts, flow, seq)
+        (1, 11, 0, "AUTH_REQUEST", 0),
+        (1, 11, 1, "AUTH_RESPONSE", 1),
+        (2, 21, 0, "AUTH_REQUEST", 5),
+        (2, 22, 0, "AUTH_REQUEST", 6),
+        (2, 21, 1, "AUTH_RESPONSE", 9),
+        (2, 21, 2, "CLEARING", 8),
+        (2, 22, 1, "AUTH_REQUEST", 10),
+        (3, 31, 0, "AUTH_REQUEST", 12),
+    ]
+    frame = pl.DataFrame(
+        {
+            "merchant_id": pl.Series([r[0] for r in rows], dtype=pl.UInt64),
+            "flow_id": pl.Series([r[1] for r in rows], dtype=pl.UInt64),
+            "event_seq": pl.Series([r[2] for r in rows], dtype=pl.UInt8),
+            "event_type": [r[3] for r in rows],
+            "ts_utc": [t0 + timedelta(seconds=r[4]) for r in rows],
+        }
+    )
+    bounds = [0, *cuts, frame.height]
+    paths = [tmp_path / f"part-{i:05d}.parquet" for i in range(len(bounds) - 1)]
+    for path, lo, hi in zip(paths, bounds[:-1], bounds[1:], strict=True):
+        frame.slice(lo, hi - lo).write_parquet(path)
+    out = ShardScan()
+    totals = scan_events(row_batches(paths, None, 2), out)
+    assert out.violations == {
+        "event_time_not_increasing": 1,
+        "event_seq_not_dense": 0,
+        "event_repeated_per_flow": 1,
+    }
+    assert totals == {"AUTH_REQUEST": 5, "AUTH_RESPONSE": 2, "CLEARING": 1}

@@ -5,14 +5,15 @@ sample (every FRAUD/ABUSE flow plus the flows with splitmix64(flow_id) mod 64 = 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from engine.core.ids import splitmix64
+from engine.segments.l2.s5b.batches import unit_cuts
 
 SAMPLE_MOD = 64
 APPROVED = ("APPROVE", "CHALLENGE_PASS")
@@ -103,30 +104,26 @@ def with_derived(lf: pl.LazyFrame, scale: dict[str, float]) -> pl.LazyFrame:
     )
 
 
-def cube(lf: pl.LazyFrame) -> pl.DataFrame:
+def cube(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Counts and sums per combination of the low-cardinality label and channel keys."""
     strings = [
         pl.col(k).cast(pl.String) if k not in ("is_cross_border", "night") else pl.col(k) for k in CUBE_KEYS
     ]
-    return (
-        lf.group_by(strings)
-        .agg(
-            pl.len().alias("n"),
-            # whole US cents: an integer sum does not depend on the order threads add it in
-            (pl.col("amount_usd") * 100.0).round().cast(pl.Int64).sum().alias("usd"),
-            pl.col("detection_ts_utc").is_not_null().sum().alias("detected"),
-            pl.col("is_fraud_bank").sum().alias("bank_fraud"),
-            pl.col("dispute_ts_utc").is_not_null().sum().alias("disputed"),
-            pl.col("chargeback_ts_utc").is_not_null().sum().alias("chargebacks"),
-            pl.col("refund_ts_utc").is_not_null().sum().alias("refunds"),
-            pl.col("reversal_ts_utc").is_not_null().sum().alias("reversals"),
-            pl.col("is_cleared").sum().alias("cleared"),
-        )
-        .collect()
+    return lf.group_by(strings).agg(
+        pl.len().alias("n"),
+        # whole US cents: an integer sum does not depend on the order threads add it in
+        (pl.col("amount_usd") * 100.0).round().cast(pl.Int64).sum().alias("usd"),
+        pl.col("detection_ts_utc").is_not_null().sum().alias("detected"),
+        pl.col("is_fraud_bank").sum().alias("bank_fraud"),
+        pl.col("dispute_ts_utc").is_not_null().sum().alias("disputed"),
+        pl.col("chargeback_ts_utc").is_not_null().sum().alias("chargebacks"),
+        pl.col("refund_ts_utc").is_not_null().sum().alias("refunds"),
+        pl.col("reversal_ts_utc").is_not_null().sum().alias("reversals"),
+        pl.col("is_cleared").sum().alias("cleared"),
     )
 
 
-def violations(lf: pl.LazyFrame, n_merchant_shard_bad: pl.Expr) -> dict[str, int]:
+def violations(lf: pl.LazyFrame) -> dict[str, int]:
     """Structural counts over every row (each must be 0)."""
     ts = pl.col("ts_utc")
     approved = pl.col("auth_decision").cast(pl.String).is_in(APPROVED)
@@ -156,7 +153,6 @@ def violations(lf: pl.LazyFrame, n_merchant_shard_bad: pl.Expr) -> dict[str, int
         "fraud_flag_mismatch": pl.col("is_fraud_truth") != (truth != "LEGIT"),
         "bank_flag_mismatch": pl.col("is_fraud_bank")
         != pl.col("bank_label").cast(pl.String).is_in(["CHARGEBACK_FRAUD", "CONFIRMED_FRAUD"]),
-        "merchant_in_wrong_shard": n_merchant_shard_bad,
     }
     row = lf.select(expr.fill_null(False).sum().alias(name) for name, expr in checks.items()).collect()
     return {k: int(v) for k, v in row.row(0, named=True).items()}
@@ -217,122 +213,147 @@ class ShardScan:
 
 
 def scan_transactions(
-    parts: list[Path],
+    frames: Iterable[pl.DataFrame],
     shard: int,
     shards: int,
     scale: dict[str, float],
     reissues: pl.DataFrame,
     out: ShardScan,
 ) -> None:
-    """Fold one shard's transactions (its parts together: sessions and (party, merchant) pairs never leave
-    their merchant's shard); `reissues` is the scenario's card_reissues."""
-    lf = with_derived(pl.scan_parquet(parts), scale)
-    merchants = pl.col("merchant_id").map_batches(
-        lambda s: pl.Series((splitmix64(s.to_numpy()) % np.uint64(shards)).astype(np.int64) != shard),
-        return_dtype=pl.Boolean,
-    )
-    for k, v in (violations(lf, merchants) | block_violations(lf, reissues)).items():
+    """Fold one shard's transactions, batch by batch in stream order, every column decoded once
+    (`reissues`: the scenario's card_reissues). Sessions and (party, merchant) pairs never leave their
+    merchant's shard, so their partial counts merge at the shard's end."""
+    partial = ShardPartials()
+    for frame in frames:
+        fold_batch(with_derived(frame.lazy(), scale).collect(), shard, shards, reissues, out, partial)
+    partial.close(out)
+
+
+@dataclass
+class ShardPartials:
+    """Per-batch counts of one shard that only the whole shard completes."""
+
+    flow_ids: list[np.ndarray] = field(default_factory=list)
+    parties: list[pl.DataFrame] = field(default_factory=list)
+    pairs: list[pl.DataFrame] = field(default_factory=list)
+    sessions: list[pl.DataFrame] = field(default_factory=list)
+    amounts: list[pl.DataFrame] = field(default_factory=list)
+    campaigns: list[pl.DataFrame] = field(default_factory=list)
+
+    def close(self, out: ShardScan) -> None:
+        ids = np.concatenate(self.flow_ids) if self.flow_ids else np.zeros(0, np.uint64)
+        out.add("duplicate_flow_id", int(ids.size - pl.Series(ids).n_unique()))
+        if not self.flow_ids:
+            return  # an empty shard: nothing to merge
+        out.party_counts.append(merged_counts(self.parties, ["party_id"]))
+        pairs = merged_counts(self.pairs, ["party_id", "merchant_id"])
+        out.pair_rows += int(pairs["n"].sum())
+        out.repeat_pair_rows += int(pairs.filter(pl.col("n") >= 2)["n"].sum())
+        sessions = merged_counts(self.sessions, ["session_id"])
+        ecom = sessions["ecom"] == sessions["n"]  # every flow of the session is ECOM
+        out.sessions += sessions.height
+        out.singleton_sessions += int((sessions["n"] == 1).sum())
+        out.ecom_sessions += int(ecom.sum())
+        out.ecom_multi_sessions += int((ecom & (sessions["n"] >= 2)).sum())
+        out.amounts.append(merged_counts(self.amounts, AMOUNT_KEYS))
+        out.campaign_flows.append(merged_counts(self.campaigns, ["campaign_id"]))
+
+
+AMOUNT_KEYS = ["channel", "amount_minor", "legit", "amount_usd"]
+SAMPLE_COLUMNS = [*dict.fromkeys([*SAMPLE_EXTRA, *RAW_FEATURES, "channel"]), "amount_usd"]
+
+
+def fold_batch(
+    df: pl.DataFrame,
+    shard: int,
+    shards: int,
+    reissues: pl.DataFrame,
+    out: ShardScan,
+    partial: ShardPartials,
+) -> None:
+    """One batch (with_derived's columns added) into the shard's counts, partial frames and sample."""
+    lf = df.lazy()
+    for k, v in (violations(lf) | block_violations(lf, reissues)).items():
         out.add(k, v)
-    out.cube.append(cube(lf))
-    counts = lf.select(
-        pl.len().alias("rows"),
-        pl.col("_mask").bitwise_or().alias("bits"),
-        pl.col("flow_id").n_unique().alias("distinct_flows"),
-    ).collect()
-    out.rows += int(counts["rows"][0])
-    out.add("duplicate_flow_id", int(counts["rows"][0]) - int(counts["distinct_flows"][0]))
-    out.tactic_bits |= int(counts["bits"][0] or 0)
-    out.party_counts.append(
-        lf.filter(pl.col("party_id").is_not_null()).group_by("party_id").agg(pl.len().alias("n")).collect()
-    )
-    pairs = (
-        lf.filter(pl.col("party_id").is_not_null())
-        .group_by("party_id", "merchant_id")
-        .agg(pl.len().alias("n"))
-        .select(pl.col("n").sum().alias("rows"), pl.col("n").filter(pl.col("n") >= 2).sum().alias("repeat"))
-        .collect()
-    )
-    out.pair_rows += int(pairs["rows"][0] or 0)
-    out.repeat_pair_rows += int(pairs["repeat"][0] or 0)
-    sessions = (
-        lf.group_by("session_id")
-        .agg(pl.len().alias("n"), (pl.col("channel").cast(pl.String) == "ECOM").all().alias("ecom"))
-        .select(
-            pl.len().alias("sessions"),
-            (pl.col("n") == 1).sum().alias("single"),
-            pl.col("ecom").sum().alias("ecom"),
-            (pl.col("ecom") & (pl.col("n") >= 2)).sum().alias("ecom_multi"),
-        )
-        .collect()
-    )
-    out.sessions += int(sessions["sessions"][0])
-    out.singleton_sessions += int(sessions["single"][0])
-    out.ecom_sessions += int(sessions["ecom"][0])
-    out.ecom_multi_sessions += int(sessions["ecom_multi"][0])
-    out.amounts.append(
+    merchant_shard = splitmix64(df["merchant_id"].to_numpy()) % np.uint64(shards)
+    out.add("merchant_in_wrong_shard", int((merchant_shard != np.uint64(shard)).sum()))
+    flow_ids = df["flow_id"].to_numpy()
+    out.rows += df.height
+    out.tactic_bits |= int(df["_mask"].bitwise_or() or 0)
+    partial.flow_ids.append(flow_ids)
+    with_party = lf.filter(pl.col("party_id").is_not_null())
+    is_ecom = pl.col("channel").cast(pl.String) == "ECOM"
+    legit = pl.col("truth_label").cast(pl.String) == "LEGIT"
+    arrival = pl.col("arrival_id")
+    queries = [
+        cube(lf),
+        with_party.group_by("party_id").agg(pl.len().alias("n")),
+        with_party.group_by("party_id", "merchant_id").agg(pl.len().alias("n")),
+        lf.group_by("session_id").agg(pl.len().alias("n"), is_ecom.sum().alias("ecom")),
         lf.group_by(
-            pl.col("channel").cast(pl.String),
-            "amount_minor",
-            (pl.col("truth_label").cast(pl.String) == "LEGIT").alias("legit"),
-            "amount_usd",
-        )
-        .agg(pl.len().alias("n"))
-        .collect()
+            pl.col("channel").cast(pl.String), "amount_minor", legit.alias("legit"), "amount_usd"
+        ).agg(pl.len().alias("n")),
+        lf.group_by(pl.col("origin").cast(pl.String)).agg(pl.len().alias("n")),
+        lf.filter(arrival.is_null()).select("flow_id"),
+        lf.select((arrival.is_not_null() & (arrival != pl.col("flow_id"))).sum().alias("n")),
+        lf.filter(pl.col("campaign_id").is_not_null()).group_by("campaign_id").agg(pl.len().alias("n")),
+    ]
+    cubes, parties, pairs, sessions, amounts, origins, nonarrival, mismatch, campaigns = pl.collect_all(
+        queries
     )
-    origins = lf.group_by(pl.col("origin").cast(pl.String)).agg(pl.len().alias("n")).collect()
+    out.cube.append(cubes)
+    partial.parties.append(parties)
+    partial.pairs.append(pairs)
+    partial.sessions.append(sessions)
+    partial.amounts.append(amounts)
+    partial.campaigns.append(campaigns)
     for origin, n in origins.iter_rows():
         out.origin_counts[origin] = out.origin_counts.get(origin, 0) + int(n)
-    out.flow_ids_nonarrival.append(
-        lf.filter(pl.col("arrival_id").is_null()).select("flow_id").collect()["flow_id"].to_numpy()
-    )
-    out.add(
-        "arrival_id_not_flow_id",
-        int(
-            lf.select(
-                (pl.col("arrival_id").is_not_null() & (pl.col("arrival_id") != pl.col("flow_id"))).sum()
-            )
-            .collect()
-            .item()
-        ),
-    )
-    out.campaign_flows.append(
-        lf.filter(pl.col("campaign_id").is_not_null())
-        .group_by("campaign_id")
-        .agg(pl.len().alias("n"))
-        .collect()
-    )
-    for path in parts:  # the sample, part by part
-        ids = pl.read_parquet(path, columns=["flow_id", "truth_label"])
-        keep = (splitmix64(ids["flow_id"].to_numpy()) % np.uint64(SAMPLE_MOD) == 0) | (
-            ids["truth_label"].cast(pl.String) != "LEGIT"
-        ).to_numpy()
-        if keep.any():
-            cols = list(dict.fromkeys([*SAMPLE_EXTRA, *RAW_FEATURES, "channel"]))
-            df = pl.read_parquet(path, columns=cols).filter(pl.Series(keep))
-            out.sample.append(df.with_columns(usd(scale).alias("amount_usd")))
+    out.flow_ids_nonarrival.append(nonarrival["flow_id"].to_numpy())
+    out.add("arrival_id_not_flow_id", int(mismatch["n"][0]))
+    keep = (splitmix64(flow_ids) % np.uint64(SAMPLE_MOD) == 0) | (~df.select(legit).to_series()).to_numpy()
+    if keep.any():
+        out.sample.append(df.filter(pl.Series(keep)).select(SAMPLE_COLUMNS))
 
 
-def scan_events(parts: list[Path], out: ShardScan) -> dict[str, int]:
-    """Event order and the event counts the transactions must match, part by part (a flow's events are
-    written together)."""
+EVENT_COLUMNS = ["merchant_id", "flow_id", "event_seq", "event_type", "ts_utc"]
+EVENT_CHUNK_ROWS = 1 << 21
+
+
+def scan_events(frames: Iterable[pl.DataFrame], out: ShardScan) -> dict[str, int]:
+    """Event order and the event counts the transactions must match, in chunks of whole merchants: the
+    stream is sorted by merchant first, so a flow's events lie within its merchant's rows, wherever a part
+    or a read ends; no chunk holds more than EVENT_CHUNK_ROWS events unless one merchant alone has more."""
     totals: dict[str, int] = {}
-    for path in parts:
-        ev = pl.read_parquet(path, columns=["flow_id", "event_seq", "event_type", "ts_utc"]).sort(
-            "flow_id", "event_seq"
-        )
-        same = ev["flow_id"].to_numpy()[1:] == ev["flow_id"].to_numpy()[:-1]
-        ts = ev["ts_utc"].cast(pl.Int64).to_numpy()
-        seq = ev["event_seq"].cast(pl.Int64).to_numpy()
-        out.add("event_time_not_increasing", int((same & (ts[1:] <= ts[:-1])).sum()))
-        out.add("event_seq_not_dense", int((same & (seq[1:] != seq[:-1] + 1)).sum()))
-        per_flow = ev.group_by("flow_id", pl.col("event_type").cast(pl.String)).agg(pl.len().alias("n"))
-        repeated = per_flow.filter(
-            pl.col("event_type").is_in(["AUTH_REQUEST", "AUTH_RESPONSE", "CLEARING"]) & (pl.col("n") > 1)
-        )
-        out.add("event_repeated_per_flow", repeated.height)
-        for kind, n in ev.group_by(pl.col("event_type").cast(pl.String)).agg(pl.len()).iter_rows():
-            totals[kind] = totals.get(kind, 0) + int(n)
+    chunks = unit_cuts((f.select(EVENT_COLUMNS) for f in frames), ["merchant_id"], EVENT_CHUNK_ROWS)
+    for chunk in chunks:
+        check_events(chunk, out, totals)
     return totals
+
+
+ONCE_PER_FLOW = ("AUTH_REQUEST", "AUTH_RESPONSE", "CLEARING")
+
+
+def check_events(rows: pl.DataFrame, out: ShardScan, totals: dict[str, int]) -> None:
+    """The checks on whole merchants' events: times strictly increase and event_seq is dense within a flow,
+    no flow repeats its request, response or clearing; event counts by type add to `totals`."""
+    if rows.height == 0:
+        return
+    ev = rows.select(EVENT_COLUMNS[1:]).sort("flow_id", "event_seq")
+    flow = ev["flow_id"].to_numpy()
+    same = flow[1:] == flow[:-1]
+    ts = ev["ts_utc"].cast(pl.Int64).to_numpy()
+    seq = ev["event_seq"].cast(pl.Int64).to_numpy()
+    out.add("event_time_not_increasing", int((same & (ts[1:] <= ts[:-1])).sum()))
+    out.add("event_seq_not_dense", int((same & (seq[1:] != seq[:-1] + 1)).sum()))
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    repeated = 0
+    for kind in ONCE_PER_FLOW:  # per flow (a run of equal flow_id), how often the kind occurs
+        per_flow = np.add.reduceat((ev["event_type"] == kind).to_numpy().astype(np.int64), starts)
+        repeated += int((per_flow > 1).sum())
+    out.add("event_repeated_per_flow", repeated)
+    for kind, n in ev["event_type"].value_counts().iter_rows():
+        totals[kind] = totals.get(kind, 0) + int(n)
 
 
 def merged_counts(frames: list[pl.DataFrame], keys: list[str]) -> pl.DataFrame:

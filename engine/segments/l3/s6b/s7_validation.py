@@ -14,13 +14,14 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from engine.core.contracts import dictionary, validate_parquet_columns
+from engine.core.contracts import dictionary
 from engine.core.state import StateContext
 from engine.core.validation import CheckBook, apply_checks, check_schemas, finish_segment, state_reports
 from engine.segments.l3.s6b import label_stats
 from engine.segments.l3.s6b.blocks import REISSUE_BIT
 from engine.segments.l3.s6b.policy import BankView, BlockReissue
 from engine.segments.l3.s6b.rng_accounting import expected_draws, matches
+from engine.segments.l3.s6b.s7_parts import CheckedParts
 from engine.segments.l3.s6b.s7_scan import (
     APPROVED,
     CARD_CHANNELS,
@@ -56,14 +57,9 @@ def arrivals_of(ctx: StateContext, scenario: str, shard: int) -> int:
     )
 
 
-def check_parts(ctx: StateContext, book: CheckBook, dataset: str, scenario: str, shard: int) -> list:
-    parts = ctx.part_files(dataset, scenario=scenario, shard=shard)
+def checked_parts(ctx: StateContext, dataset: str, scenario: str, shard: int) -> CheckedParts:
     ref = dictionary()[dataset]["schema"]
-    book.guarded(
-        f"schema.{dataset}.{scenario}.{shard}",
-        lambda: [validate_parquet_columns(p, ref, state=ctx.state) for p in parts],
-    )
-    return parts
+    return CheckedParts(ctx.part_files(dataset, scenario=scenario, shard=shard), ref, ctx.state)
 
 
 def scan_scenario(
@@ -79,9 +75,12 @@ def scan_scenario(
     inserted, reissues = tables["inserted_flows"], tables["card_reissues"]
     for shard in range(ctx.shards):
         scan = ShardScan()
-        parts = check_parts(ctx, book, "transactions", scenario, shard)
-        scan_transactions(parts, shard, ctx.shards, scale, reissues, scan)
-        events = scan_events(check_parts(ctx, book, "events", scenario, shard), scan)
+        transactions = checked_parts(ctx, "transactions", scenario, shard)
+        scan_transactions(transactions.frames(), shard, ctx.shards, scale, reissues, scan)
+        book.guarded(f"schema.transactions.{scenario}.{shard}", transactions.verdict)
+        event_parts = checked_parts(ctx, "events", scenario, shard)
+        events = scan_events(event_parts.frames(), scan)
+        book.guarded(f"schema.events.{scenario}.{shard}", event_parts.verdict)
         cube = merged_counts(scan.cube, CUBE_KEYS)
         sums = {c: int(cube[c].sum()) for c in ("cleared", "reversals", "refunds")} if cube.height else {}
         expected_events = {
