@@ -2,9 +2,10 @@
 §4.10–4.11 with the amendments of 2026-11-29; validation.yaml numbers the checks R01–R22).
 
 Every (scenario, shard) of `transactions` and `events` is read once: each batch is schema-checked as it is
-decoded (s7_parts.py) and folded by s7_scan.py; the campaign, case and plan tables are checked whole. Structural findings (coverage, keys, time
-order, clearing, truth integrity) are counts that must be 0; realism metrics come from the pooled cube and the
-separability sample (separability.py). Bundle extras: summary.json, label_stats.json, separability.json."""
+decoded (s7_parts.py) and folded by s7_scan.py; the campaign, case and plan tables are checked whole.
+Structural findings (coverage, keys, time order, clearing, truth integrity) are counts that must be 0; realism
+metrics come from the pooled cube and the separability sample (separability.py). Bundle extras: summary.json,
+label_stats.json, separability.json."""
 
 from __future__ import annotations
 
