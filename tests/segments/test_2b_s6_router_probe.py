@@ -56,3 +56,31 @@ def test_probe_replay_catches_a_moved_arrival(tiny_world: Path) -> None:
     spec = probe(moved, site_files(tiny_world), group_files(tiny_world), members, P)
     row = spec.rows.filter(pl.col("merchant_id") == mid)
     assert spec.rederive(row, PhiloxBlocks(key))["routes"][0] != row["routes"][0]
+
+
+def test_expected_counts_sum_in_day_order_whatever_the_row_order() -> None:
+    """Σ_d n_d · p_group is summed over days in order, so the last bit never follows the input's row order
+    (or a thread pool's): with p_group = 1e16, 1, −1e16 on days 0, 1, 2 and one probe a day, the day-order
+    sum is (1e16 + 1) − 1e16 = 0 in binary64, while −1e16 first would leave 1."""
+    from engine.segments.l1.s2b.s6_router_probe import expected_counts
+
+    mix = pl.DataFrame(
+        {
+            "merchant_id": pl.Series([7, 7, 7], dtype=pl.UInt64),
+            "tz_index": pl.Series([3, 3, 3], dtype=pl.UInt16),
+            "day_index": pl.Series([0, 1, 2], dtype=pl.UInt16),
+            "p_group": [1e16, 1.0, -1e16],
+            "base_share": [0.5, 0.5, 0.5],
+        }
+    )
+    weights = pl.DataFrame(
+        {
+            "merchant_id": pl.Series([7], dtype=pl.UInt64),
+            "tz_index": pl.Series([3], dtype=pl.UInt16),
+            "site_id": pl.Series([11], dtype=pl.UInt64),
+            "p_weight": [0.25],
+        }
+    )
+    for order in ([0, 1, 2], [2, 1, 0], [2, 0, 1], [1, 2, 0]):
+        got = expected_counts(weights, mix[order], per_merchant=3, days=3)
+        assert got["expected"].to_list() == [0.0]  # 0 · 0.25 / 0.5

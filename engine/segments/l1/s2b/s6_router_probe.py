@@ -34,10 +34,17 @@ def expected_counts(weights: pl.DataFrame, mix: pl.DataFrame, per_merchant: int,
     """Σ_d n_d · p_group(d, tz) · p_weight / base_share per (merchant, tz_index, site_id)."""
     d = np.arange(days)
     n_d = pl.DataFrame({"day_index": d.astype(np.uint16), "n_d": (per_merchant - 1 - d) // days + 1})
-    per_group = (
-        mix.join(n_d, on="day_index")
-        .group_by("merchant_id", "tz_index")
-        .agg((pl.col("n_d") * pl.col("p_group")).sum().alias("e_group"), pl.col("base_share").first())
+    # the float sum in numpy over rows in a fixed order: polars sums a group on its thread pool, where the
+    # order partial sums meet (so the last bit) can change with the machine's load
+    terms = mix.join(n_d, on="day_index").sort("merchant_id", "tz_index", "day_index")
+    m, tz = terms["merchant_id"].to_numpy(), terms["tz_index"].to_numpy()
+    starts = np.flatnonzero(np.concatenate([[True], (m[1:] != m[:-1]) | (tz[1:] != tz[:-1])])[: m.size])
+    contribution = (terms["n_d"].cast(pl.Float64) * terms["p_group"]).to_numpy()
+    per_group = terms[starts].select(
+        "merchant_id",
+        "tz_index",
+        pl.Series("e_group", np.add.reduceat(contribution, starts) if starts.size else np.zeros(0)),
+        "base_share",
     )
     return (
         weights.join(per_group, on=["merchant_id", "tz_index"])
