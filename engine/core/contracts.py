@@ -192,10 +192,12 @@ def validate_columns(
         for i, col in enumerate(typed)
         for name, expr in _measures(col, schema.columns[col], _categorical(df.schema[col])).items()
     ]
-    row = df.select(exprs).row(0, named=True) if exprs else {}
+    by_column: dict[int, dict[str, Any]] = {}
+    for key, value in (df.select(exprs).row(0, named=True) if exprs else {}).items():
+        i, name = key.split(":", 1)
+        by_column.setdefault(int(i), {})[name] = value
     for i, col in enumerate(typed):
-        got = {key.split(":", 1)[1]: value for key, value in row.items() if key.split(":", 1)[0] == str(i)}
-        problem = _problem(schema.columns[col], got)
+        problem = _problem(schema.columns[col], by_column[i])
         if problem:
             raise _fail(code, f"column {col}: {problem}", where, state)
     if len(typed) < len(columns):
