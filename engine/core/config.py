@@ -3,14 +3,15 @@
 Everything is typed strictly (see `Strict`): `100.0` is not an integer, `true` is not a number, and a
 string where a string is due stays one (`NO` is Norway). Snakemake hands `--config` values over as text
 (nested ones through YAML's BaseLoader) and reads config.yaml with YAML 1.1; `cli_typed` gives both the YAML
-1.2 core-schema meaning the engine reads every other YAML with (engine/core/yaml12.py).
+1.2 core-schema meaning the engine reads every other YAML with (engine/core/yaml12.py). `policy_overrides`
+leaves are typed by the policy field they override instead (engine/core/override_types.py).
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from pydantic_core import ErrorDetails
 from engine.core import yaml12
 from engine.core.errors import EngineError
 from engine.core.horizon import Horizon
+from engine.core.override_types import typed_overrides
 from engine.core.policy_model import FieldError, Strict
 from engine.states import SEGMENTS
 
@@ -136,23 +138,29 @@ def _same(a: Any, b: Any) -> bool:
 
 
 _ABSENT = object()
+OVERRIDES = "policy_overrides"
 
 
-def cli_typed(value: Any, as11: Any = _ABSENT, as12: Any = None) -> Any:
+def cli_typed(
+    value: Any, as11: Any = _ABSENT, as12: Any = None, *, leaf: Callable[[str], Any] = yaml12.scalar
+) -> Any:
     """What Snakemake hands over, read as YAML 1.2: a value equal to the config file's YAML-1.1 reading
     (`as11`) takes the file's 1.2 reading (`as12`); any other text leaf is a `--config` scalar and is typed
-    by the 1.2 core schema. (A `--config` value equal to the file's 1.1 reading counts as the file's.)"""
+    by `leaf` (the 1.2 core schema). (A `--config` value equal to the file's 1.1 reading counts as the
+    file's.)"""
     if as11 is not _ABSENT and _same(value, as11):
         return copy.deepcopy(as12)
     if isinstance(value, dict):
         both = isinstance(as11, dict) and isinstance(as12, dict)
         return {
-            k: cli_typed(v, as11[k], as12[k]) if both and k in as11 and k in as12 else cli_typed(v)
+            k: cli_typed(v, as11[k], as12[k], leaf=leaf)
+            if both and k in as11 and k in as12
+            else cli_typed(v, leaf=leaf)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [cli_typed(v) for v in value]
-    return yaml12.scalar(value) if isinstance(value, str) else value
+        return [cli_typed(v, leaf=leaf) for v in value]
+    return leaf(value) if isinstance(value, str) else value
 
 
 def _config_file_readings(repo_root: Path) -> tuple[Any, Any]:
@@ -232,7 +240,15 @@ def _config_error(what: str, path: str, fix: str) -> EngineError:
 
 def load_run_config(raw: dict[str, Any], repo_root: Path = REPO_ROOT) -> RunConfig:
     """Resolve the preset named in `raw` and validate the merged config (E_CONFIG_INVALID on error)."""
-    raw = cli_typed(raw, *_config_file_readings(repo_root))
+    as11, as12 = _config_file_readings(repo_root)
+    raw, overrides = {k: v for k, v in raw.items() if k != OVERRIDES}, raw.get(OVERRIDES, _ABSENT)
+    raw = cli_typed(raw, as11, as12)
+    if overrides is not _ABSENT:  # text leaves stay text here and are typed by the policy field they override
+        from_file = (
+            isinstance(as11, dict) and OVERRIDES in as11 and isinstance(as12, dict) and OVERRIDES in as12
+        )
+        file11, file12 = (as11[OVERRIDES], as12[OVERRIDES]) if from_file else (_ABSENT, None)
+        raw[OVERRIDES] = typed_overrides(cli_typed(overrides, file11, file12, leaf=str))
     preset = raw.get("preset", "default")
     if preset not in PRESETS:
         raise _config_error(f"unknown preset {preset!r}", "preset", f"use one of {', '.join(PRESETS)}")

@@ -456,3 +456,28 @@ def test_broken_preset_is_one_error_line(tmp_path: Path, text: str, what: str) -
         str(repo / "config/presets/tiny.yaml"),
         what,
     )
+
+
+def test_command_line_overrides_are_typed_by_the_field_they_override() -> None:
+    # Snakemake reads nested --config values as text: 4834 and "13.70" arrive as '4834' and '13.70'
+    raw = parse_config(
+        [
+            "preset=tiny",
+            "policy_overrides={6B: {bank_view: {reason_codes: {MASTERCARD: {DUPLICATE: 4834}, "
+            'VISA: {DUPLICATE: "13.70"}}}}, 1A: {hurdle_nb: {nb: {n_max: 500}}}}',
+        ]
+    )
+    assert raw["policy_overrides"]["1A"]["hurdle_nb"]["nb"]["n_max"] == "500"
+    cfg = load_run_config(raw)
+    codes = cfg.policy_overrides["6B"]["bank_view"]["reason_codes"]
+    assert codes == {"MASTERCARD": {"DUPLICATE": "4834"}, "VISA": {"DUPLICATE": "13.70"}}  # text fields
+    assert cfg.policy_overrides["1A"]["hurdle_nb"]["nb"]["n_max"] == 500  # an integer field
+    bank = yaml12.load(resolve_policy("6B", "bank_view", cfg.policy_overrides))
+    assert bank["reason_codes"]["MASTERCARD"]["DUPLICATE"] == "4834"
+    assert bank["reason_codes"]["VISA"]["DUPLICATE"] == "13.70"
+    assert bank["reason_codes"]["MASTERCARD"]["NOT_RECEIVED"] == "4853"  # the shipped codes are untouched
+    # a text field still refuses what is not text: a list where a code is due
+    wrong = {"6B": {"bank_view": {"reason_codes": {"VISA": {"DUPLICATE": [1]}}}}}
+    with pytest.raises(EngineError) as info:
+        resolve_policy("6B", "bank_view", wrong)
+    assert info.value.where.endswith("field reason_codes.VISA.DUPLICATE")
