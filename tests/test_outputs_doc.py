@@ -1,6 +1,7 @@
 """docs/outputs.md matches the contracts: one `### <dataset>` section per final dataset of the dictionary,
 each with its owner, path, primary key and a `| column | type | meaning |` table listing exactly the
-contract's columns, in contract order, with the contract's dtype, nullability and enum values."""
+contract's columns, in contract order, with the contract's dtype, nullability and enum values, and the
+contract's row order (sort_key) in its 'Rows sorted by' statement."""
 
 from __future__ import annotations
 
@@ -90,6 +91,17 @@ def _skeleton(name: str) -> str:
     return "\n".join(lines)
 
 
+def _documented_order(prose: str, primary_key: tuple[str, ...]) -> tuple[str, ...]:
+    """The row order a section promises: 'Rows sorted by it' (the primary key), by `col`, or by (`a`, `b`);
+    () if it promises none."""
+    stated = re.search(r"Rows sorted by\s+(it\b|`[^`]+`|\(([^)]*)\))", prose)
+    if stated is None:
+        return ()
+    if stated[1] == "it":
+        return primary_key
+    return tuple(re.findall(r"`([^`]+)`", stated[2] if stated[2] is not None else stated[1]))
+
+
 @pytest.fixture(scope="module")
 def sections() -> dict[str, Section]:
     parsed = _parse(DOC.read_text())
@@ -163,6 +175,10 @@ def test_section_matches_contract(name: str, sections: dict[str, Section]) -> No
     assert key is not None, f"{where}: no 'Primary key: (`a`, `b`)' line"
     assert re.findall(r"`([^`]+)`", key[1]) == list(schema.primary_key), (
         f"{where}: primary key differs from the contract's {list(schema.primary_key)}"
+    )
+    assert _documented_order(prose, schema.primary_key) == schema.sort_key, (
+        f"{where}: the 'Rows sorted by' statement differs from the contract's sort_key "
+        f"{list(schema.sort_key)}"
     )
     owner = re.search(r"Written by `([^`]+)`", prose)
     assert owner is not None and owner[1] == entry["owner"], f"{where}: write 'Written by `{entry['owner']}`'"

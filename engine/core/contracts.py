@@ -19,6 +19,7 @@ from referencing.jsonschema import DRAFT202012
 
 from engine.core import yaml12
 from engine.core.errors import EngineError
+from engine.core.row_order import RowOrder
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 BASE_URI = "https://contracts.engine.invalid/"
@@ -83,6 +84,7 @@ class TableSchema:
     columns: dict[str, dict[str, Any]]
     primary_key: tuple[str, ...]
     unique: tuple[tuple[str, ...], ...]
+    sort_key: tuple[str, ...]  # the order rows keep in each partition (row_order.py); () promises none
 
     def polars_schema(self) -> dict[str, pl.DataType]:
         return {col: DTYPES[spec["dtype"]] for col, spec in self.columns.items()}
@@ -96,6 +98,7 @@ def table_schema(ref: str) -> TableSchema:
         columns=spec["columns"],
         primary_key=tuple(spec["primary_key"]),
         unique=tuple(tuple(u) for u in spec.get("unique", [])),
+        sort_key=tuple(spec.get("sort_key", [])),
     )
 
 
@@ -163,14 +166,17 @@ def validate_table(
 ) -> None:
     """Column-wise contract check of a whole table; raises `code` naming the first violation.
 
-    `keys=False` skips the primary- and unique-key checks: a streamed batch is only part of its table, so
-    its keys are checked by the segment's validation state over the whole table."""
+    `keys=False` skips the primary- and unique-key checks and the row order: a streamed batch is only part
+    of its table, so its keys are checked by the segment's validation state over the whole table, and its
+    order by a RowOrder that follows the batches."""
     schema = table_schema(ref)
     validate_columns(df, ref, list(schema.columns), where=where, state=state, code=code)
     for key in (schema.primary_key, *schema.unique) if keys else ():
         dupes = df.select(key).is_duplicated().sum()
         if dupes:
             raise _fail(code, f"{dupes} rows duplicate key {list(key)}", where, state)
+    if keys:
+        RowOrder(schema).check(df, where=where, state=state, code=code)
 
 
 def validate_columns(

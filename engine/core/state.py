@@ -39,6 +39,7 @@ from engine.core.policy import load_policy_file
 from engine.core.progress import ProgressMeter
 from engine.core.publish import publish_dir, publish_partition, replace_bytes, staging_dir
 from engine.core.rng import CounterWord, RngLedger, SampleRule, counter_words, family_key, keyed_sample
+from engine.core.row_order import RowOrder
 
 EventLog = Literal["off", "sample", "full"]
 EVENT_LOG_ENV = "ENGINE_RNG_EVENT_LOG"  # set by the workflow from the run config's rng_event_log
@@ -460,9 +461,9 @@ class StateContext:
 
 @dataclass
 class StreamOut:
-    """The open end of `StateContext.stream`: each batch is contract-checked column by column and goes to the
-    part writer behind the partition's constant identity columns (`identity`: their one-row frame, checked
-    once, when the stream opens)."""
+    """The open end of `StateContext.stream`: each batch is contract-checked column by column (and for the
+    contract's row order, across batches) and goes to the part writer behind the partition's constant
+    identity columns (`identity`: their one-row frame, checked once, when the stream opens)."""
 
     dataset: str
     schema: str
@@ -472,11 +473,13 @@ class StreamOut:
     state: str
     rows: int = 0
     data: list[str] = field(init=False)
+    order: RowOrder = field(init=False)
     _constant: list[pa.Array] | None = None
 
     def __post_init__(self) -> None:
         names = self.identity.columns
         self.data = list(table_schema(self.schema).columns)[len(names) :]
+        self.order = RowOrder(table_schema(self.schema))
         validate_columns(self.identity, self.schema, names, where=self.where, state=self.state)
 
     def empty_schema(self) -> pa.Schema:
@@ -491,6 +494,7 @@ class StreamOut:
         if loose:  # see PartWriter: only a fixed vocabulary makes the bytes independent of the batches
             raise TypeError(f"{self.dataset}: streamed categorical columns {loose} must be pl.Enum")
         validate_columns(batch, self.schema, self.data, where=self.where, state=self.state)
+        self.order.check(batch, where=self.where, state=self.state)
         data = batch.to_arrow()
         constant = self._identity_arrays(batch.height)
         fields = [pa.field(n, a.type) for n, a in zip(self.identity.columns, constant, strict=True)]

@@ -165,19 +165,23 @@ def check_schemas(ctx: StateContext, book: CheckBook, tables: dict[str, Any]) ->
 def check_schema_streamed(
     ctx: StateContext, book: CheckBook, name: str, paths: list[Any], batch_rows: int = 2_000_000
 ) -> None:
-    """A table's contract check batch by batch, and its keys over the key columns alone, so a validation state
-    never holds a large table at full width just to check it."""
+    """A table's contract check batch by batch (its row order across them), and its keys over the key columns
+    alone, so a validation state never holds a large table at full width just to check it."""
     import pyarrow.parquet as pq
 
     from engine.core.contracts import dictionary, table_schema, validate_table
+    from engine.core.row_order import RowOrder
 
     ref = dictionary()[name]["schema"]
     schema = table_schema(ref)
 
     def check() -> None:
+        order = RowOrder(schema)
         for path in paths:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-                validate_table(pl.from_arrow(batch), ref, where=str(path), state=ctx.state, keys=False)
+                frame = pl.from_arrow(batch)
+                validate_table(frame, ref, where=str(path), state=ctx.state, keys=False)
+                order.check(frame, where=str(path), state=ctx.state)
         for key in (schema.primary_key, *schema.unique):
             dupes = pl.concat([pl.read_parquet(p, columns=list(key)) for p in paths]).is_duplicated().sum()
             if dupes:

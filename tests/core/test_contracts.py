@@ -78,6 +78,11 @@ def test_every_dictionary_schema_resolves() -> None:
         assert set(schema.primary_key) <= set(schema.columns), name
         for col, spec in schema.columns.items():
             assert spec["dtype"] in contracts.DTYPES, (name, col)
+        # a sort key orders a partition's rows by data columns that always hold a value
+        identity = {"seed", "manifest_fingerprint", "scenario_id", "shard"}
+        for col in schema.sort_key:
+            assert col in schema.columns and col not in identity, (name, col)
+            assert not schema.columns[col].get("nullable"), (name, col)
 
 
 def test_hurdle_table_schema_exact() -> None:

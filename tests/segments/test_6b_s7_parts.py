@@ -12,7 +12,7 @@ from engine.core.contracts import validate_table
 from engine.core.errors import EngineError
 from engine.core.parquet_io import write_parquet
 from engine.segments.l3.s6b.s7_parts import CheckedParts
-from tests.core.test_contracts import HURDLE, VIOLATIONS, _frame, _good
+from tests.core.test_contracts import HURDLE, MF, VIOLATIONS, _frame, _good
 
 
 def _read(paths: list[Path], rows: int) -> tuple[pl.DataFrame, CheckedParts]:
@@ -72,3 +72,48 @@ def test_columns_out_of_order_are_refused_even_in_a_part_without_rows(tmp_path: 
     with pytest.raises(EngineError) as info:
         parts.verdict()
     assert info.value.code == "E_SCHEMA" and info.value.what.startswith("columns [")
+
+
+TIMELINE = "6B.yaml#/tables/case_timeline"  # sort key (case_id, case_event_seq)
+
+
+def _timeline(keys: list[tuple[int, int]]) -> pl.DataFrame:
+    n = len(keys)
+    kinds = ["CASE_OPENED", "DETECTION_ATTACHED", "DISPUTE_FILED", "CHARGEBACK_RAISED", "CHARGEBACK_DECIDED",
+             "CASE_CLOSED"]  # fmt: skip
+    return pl.DataFrame(
+        {
+            "seed": [42] * n,
+            "manifest_fingerprint": [MF] * n,
+            "scenario_id": ["baseline"] * n,
+            "case_id": [k[0] for k in keys],
+            "case_event_seq": [k[1] for k in keys],
+            "event_type": ["CASE_OPENED"] * n,
+            "ts_utc": [1_700_000_000_000_000] * n,
+            "flow_id": [None] * n,
+        },
+        schema={"seed": pl.UInt64, "manifest_fingerprint": pl.String, "scenario_id": pl.String,
+                "case_id": pl.UInt64, "case_event_seq": pl.UInt16, "event_type": pl.Enum(kinds),
+                "ts_utc": pl.Datetime("us", "UTC"), "flow_id": pl.UInt64},
+    )  # fmt: skip
+
+
+def test_rows_out_of_order_across_parts_fail_the_contract(tmp_path: Path) -> None:
+    # each part is sorted on its own; the partition is not: part 1 opens with a case part 0 has passed
+    paths = [tmp_path / "part-00000.parquet", tmp_path / "part-00001.parquet"]
+    write_parquet(_timeline([(1, 1), (1, 2), (2, 1)]), paths[0])
+    write_parquet(_timeline([(1, 3), (3, 1)]), paths[1])
+    parts = CheckedParts(paths, TIMELINE, "6B.S7")
+    rows = pl.concat(list(parts.frames(2)))
+    assert rows["case_id"].to_list() == [1, 1, 2, 1, 3]  # the scan still sees every row, in file order
+    with pytest.raises(EngineError) as info:
+        parts.verdict()
+    assert info.value.code == "E_SCHEMA"
+    assert info.value.what == (
+        "row 3 sorts before the row above it by the sort key ['case_id', 'case_event_seq']: ('1', '3') after "
+        "('2', '1')"
+    )
+    assert info.value.where == str(paths[1])
+    in_order = CheckedParts(paths[:1], TIMELINE, "6B.S7")
+    assert sum(f.height for f in in_order.frames(2)) == 3
+    in_order.verdict()

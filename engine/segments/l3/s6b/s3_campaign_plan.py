@@ -731,7 +731,7 @@ def publish(ctx: StateContext, plan: Plan, world: World) -> None:
     )
     ctx.publish(
         "campaign_targets",
-        plan.targets.sort("campaign_id", "target_kind", "target_id").select(
+        plan.targets.select(
             "campaign_id",
             pl.col("target_kind").cast(enum(TARGET_KINDS)),
             "target_id",
@@ -739,7 +739,7 @@ def publish(ctx: StateContext, plan: Plan, world: World) -> None:
             ts("window_end_us", "window_end"),
             "p_select",
             pl.col("target_role").cast(enum(TARGET_ROLES)),
-        ),
+        ).sort("campaign_id", "target_kind", "target_id"),  # the contract's order: target_kind as listed
     )
     f = plan.flows
     ctx.publish(

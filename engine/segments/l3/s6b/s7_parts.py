@@ -1,10 +1,11 @@
-"""6B.S7 reads each consumer part once: every batch is checked against the contract as the scan decodes it,
-instead of one read per column for the contract and one per measure for the scan."""
+"""6B.S7 reads each consumer part once: every batch is checked against the contract (its columns, and the
+row order across the partition's parts) as the scan decodes it, instead of one read per column for the
+contract and one per measure for the scan."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 
 from engine.core.contracts import table_schema, validate_columns
 from engine.core.errors import EngineError
+from engine.core.row_order import RowOrder
 from engine.segments.l2.s5b.batches import READ_ROWS, row_batches
 
 
@@ -19,12 +21,17 @@ from engine.segments.l2.s5b.batches import READ_ROWS, row_batches
 class CheckedParts:
     """One partition's parts, read in batches of every column, each batch checked against the contract `ref`
     before the scan sees it. The first violation is kept (its counts are those of the batch it was found in)
-    and `verdict` raises it, so the validation book records it as a failed check."""
+    and `verdict` raises it, so the validation book records it as a failed check. The scan's merchant chunks
+    rely on the row order, so a stream out of order fails here rather than hiding flows from the checks."""
 
     paths: list[Path]
     ref: str
     state: str
     error: EngineError | None = None
+    order: RowOrder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.order = RowOrder(table_schema(self.ref))
 
     def frames(self, rows: int = READ_ROWS) -> Iterator[pl.DataFrame]:
         columns = list(table_schema(self.ref).columns)
@@ -39,6 +46,7 @@ class CheckedParts:
         if self.error is None:
             try:
                 validate_columns(frame, self.ref, columns, where=str(path), state=self.state)
+                self.order.check(frame, where=str(path), state=self.state)
             except EngineError as err:
                 self.error = err
 
