@@ -29,11 +29,12 @@ def snakemake_cmd(
 
 
 def run_snakemake(
-    root: Path, *extra: str, cores: int = 2, target: str = "all"
+    root: Path, *extra: str, cores: int = 2, target: str = "all", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Snakemake on the tiny preset; `extra` are more --config items or flags."""
+    """Snakemake on the tiny preset; `extra` are more --config items or flags, `env` more variables."""
     cmd = snakemake_cmd(root, *extra, cores=cores, target=target)
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=900)
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=environ, timeout=900)
 
 
 @contextlib.contextmanager

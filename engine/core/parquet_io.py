@@ -27,9 +27,11 @@ def write_parquet(df: pl.DataFrame | pa.Table, path: Path, *, metadata: dict[str
     """Write one Parquet file with the engine's fixed settings.
 
     Schema metadata is dropped (pandas/polars write version-dependent blobs) and replaced by `metadata` only,
-    e.g. the GeoParquet `geo` key, which the caller must build deterministically.
+    e.g. the GeoParquet `geo` key, which the caller must build deterministically. The columns are written as
+    one chunk each: the writer falls back from dictionary to plain pages between chunks, so chunks (which a
+    polars query cuts by its thread count) would otherwise move bytes without changing a row.
     """
-    table = df.to_arrow() if isinstance(df, pl.DataFrame) else df
+    table = df.rechunk().to_arrow() if isinstance(df, pl.DataFrame) else df.combine_chunks()
     table = table.replace_schema_metadata(metadata)
     pq.write_table(table, path, row_group_size=ROW_GROUP_SIZE, **_WRITER_OPTIONS)  # type: ignore[arg-type]
 

@@ -93,3 +93,20 @@ def test_only_64_bit_ids_and_times_carry_statistics(tmp_path: Path) -> None:
     stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)}
     assert {name for name, s in stats.items() if s is not None and s.has_min_max} == {"flow_id", "ts_utc"}
     assert (stats["flow_id"].min, stats["flow_id"].max) == (3, 9)
+
+
+def test_write_parquet_bytes_do_not_depend_on_chunks(tmp_path: Path) -> None:
+    # 400,000 distinct doubles overflow the 1 MiB dictionary page: where the writer falls back to plain pages
+    # was decided chunk by chunk, so a frame cut by a 16-thread query wrote other bytes than a 2-thread one
+    rng = np.random.default_rng(7)
+    frame = pl.DataFrame({"id": np.arange(400_000, dtype=np.uint64), "w": rng.random(400_000)})
+    digests = set()
+    for cuts in ([0, 400_000], [0, 1, 150_000, 399_999, 400_000], list(range(0, 400_001, 25_000))):
+        chunked = pl.concat([frame.slice(lo, hi - lo) for lo, hi in itertools.pairwise(cuts)], rechunk=False)
+        assert chunked.n_chunks() == len(cuts) - 1
+        for i, data in enumerate((chunked, chunked.to_arrow())):
+            path = tmp_path / f"{len(cuts)}-{i}.parquet"
+            pio.write_parquet(data, path)
+            digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
+    assert pl.read_parquet(path).equals(frame)
