@@ -5,24 +5,22 @@ from __future__ import annotations
 import polars as pl
 
 from engine.core.errors import EngineError
+from engine.core.group_sums import group_sums, sum_over
 from engine.core.state import StateContext
 from engine.segments.l1.s2b.common import tzids_of
 
 
 def group_weights(weights: pl.DataFrame, effects: pl.DataFrame) -> pl.DataFrame:
-    """base_share = Σ p_weight of the group's sites (site_id order; a sum of 1 + ulp is a share of 1);
-    p_group = base·γ / Σ_groups base·γ."""
-    base = (
-        weights.sort("merchant_id", "tz_index", "site_id")
-        .group_by("merchant_id", "tz_index", maintain_order=True)
-        .agg(pl.col("p_weight").sum().clip(upper_bound=1.0).alias("base_share"))
+    """base_share = Σ p_weight of the group's sites (a sum of 1 + ulp is a share of 1); p_group = base·γ /
+    Σ_groups base·γ. Both sums in a fixed order (group_sums), so the shares do not move with the machine."""
+    base = group_sums(weights, ["merchant_id", "tz_index"], ["p_weight"]).select(
+        "merchant_id", "tz_index", pl.col("p_weight").clip(upper_bound=1.0).alias("base_share")
     )
-    mix = effects.join(base, on=["merchant_id", "tz_index"], how="left").with_columns(
+    mix = effects.join(base, on=["merchant_id", "tz_index"], how="left", maintain_order="left").with_columns(
         bg=pl.col("base_share") * pl.col("gamma")
     )
-    return mix.with_columns(p_group=pl.col("bg") / pl.col("bg").sum().over("merchant_id", "day_index")).sort(
-        "merchant_id", "day_index", "tz_index"
-    )
+    day_total = sum_over(mix, ["merchant_id", "day_index"], "bg")
+    return mix.with_columns(p_group=pl.col("bg") / day_total).sort("merchant_id", "day_index", "tz_index")
 
 
 def run(ctx: StateContext) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 
 from engine.core.errors import EngineError
+from engine.core.group_sums import group_sums
 from engine.core.horizon import Horizon
 from engine.core.state import StateContext
 from engine.segments.l1.s2a.policy import TzOverrides, TzResolution
@@ -98,7 +99,7 @@ def run(ctx: StateContext) -> None:
         f"resolving {populated.height} populated tile centres (of {tiles.height}) in {len(tzids)} zones"
     )
     resolved = resolve_tiles(ctx, populated, tz_country, index)
-    mass = resolved.group_by("country_iso", "tz_index").agg(pl.col("pop").sum().alias("pop_mass"))
+    mass = group_sums(resolved, ["country_iso", "tz_index"], ["pop"]).rename({"pop": "pop_mass"})
     position = {tz: i for i, tz in enumerate(tzids)}
     listed = (
         tz_country.select(pl.col("iso2").alias("country_iso"), "tzid")

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from engine.core.errors import EngineError
+from engine.core.group_sums import group_sums
 from engine.core.horizon import Horizon
 from engine.core.state import StateContext
 from engine.kernels.bucket_counts import LAW_NB2, LAW_POISSON, bucket_counts
@@ -94,18 +95,17 @@ def cell_table(grouping: pl.DataFrame, profile: pl.DataFrame, mine: np.ndarray) 
 
 
 def cell_totals(batch: pl.DataFrame) -> pl.DataFrame:
-    """Per profile row of the batch: Σλ_scenario, Σλ_realised, Σcount, non-zero buckets, blocks."""
-    return (
-        batch.group_by(PROFILE_KEY)
-        .agg(
-            pl.col("lambda_scenario").cast(pl.Float64).sum().alias("lambda_scenario_sum"),
-            pl.col("lam").sum().alias("lambda_realised_sum"),
-            pl.col("count").sum().cast(pl.UInt64).alias("count_sum"),
-            (pl.col("count") > 0).sum().cast(pl.UInt32).alias("nonzero_buckets"),
-            pl.col("blocks").sum().cast(pl.UInt64).alias("rng_blocks"),
-        )
-        .sort(PROFILE_KEY)
+    """Per profile row of the batch: Σλ_scenario, Σλ_realised (float sums in a fixed order: group_sums),
+    Σcount, non-zero buckets, blocks."""
+    counts = batch.group_by(PROFILE_KEY).agg(
+        pl.col("count").sum().cast(pl.UInt64).alias("count_sum"),
+        (pl.col("count") > 0).sum().cast(pl.UInt32).alias("nonzero_buckets"),
+        pl.col("blocks").sum().cast(pl.UInt64).alias("rng_blocks"),
     )
+    lambdas = group_sums(batch, PROFILE_KEY, ["lambda_scenario", "lam"]).rename(
+        {"lambda_scenario": "lambda_scenario_sum", "lam": "lambda_realised_sum"}
+    )
+    return lambdas.join(counts, on=PROFILE_KEY, how="left", maintain_order="left").sort(PROFILE_KEY)
 
 
 def check_cap(ctx: StateContext, batch: pl.DataFrame, count: np.ndarray, cap: int) -> None:

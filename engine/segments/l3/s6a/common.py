@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from engine.core.errors import EngineError
+from engine.core.group_sums import group_sums
 from engine.segments.l3.s6a.policy import (
     ACCOUNT_TYPES,
     INSTRUMENT_TYPES,
@@ -81,13 +82,11 @@ def country_regions(
 
 
 def demand_by_country(profile: pl.DataFrame) -> pl.DataFrame:
-    """W_c: Σ baseline weekly_expected per legal country, countries with positive demand only, sorted."""
-    return (
-        profile.group_by(pl.col("legal_country_iso").cast(pl.String).alias("country_iso"))
-        .agg(pl.col("weekly_expected").sum().alias("weekly"))
-        .filter(pl.col("weekly") > 0)
-        .sort("country_iso")
-    )
+    """W_c: Σ baseline weekly_expected per legal country, countries with positive demand only, sorted. The
+    sum sets the world's size (6A.S1) and is replayed by 6A.S7, so it is summed in a fixed order."""
+    country = pl.col("legal_country_iso").cast(pl.String).alias("country_iso")
+    sums = group_sums(profile, [country], ["weekly_expected"])
+    return sums.rename({"weekly_expected": "weekly"}).filter(pl.col("weekly") > 0)
 
 
 def enum_of(codes: np.ndarray, enum: pl.Enum) -> pl.Series:

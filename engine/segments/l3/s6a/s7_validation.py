@@ -27,6 +27,7 @@ from engine.core.validation import (
 )
 from engine.segments.l3.s6a import audit, links, replay
 from engine.segments.l3.s6a import rng_accounting as acct
+from engine.segments.l3.s6a.common import demand_by_country
 from engine.segments.l3.s6a.policy import (
     Accounts,
     Devices,
@@ -477,14 +478,10 @@ def realism(
 
 
 def demand_countries(profile: pl.DataFrame, countries: pl.DataFrame) -> pl.DataFrame:
-    """country_iso, iso_num, weekly: Σ baseline weekly_expected per legal country with demand, sorted."""
-    return (
-        profile.group_by(pl.col("legal_country_iso").cast(pl.String).alias("country_iso"))
-        .agg(pl.col("weekly_expected").sum().alias("weekly"))
-        .filter(pl.col("weekly") > 0)
-        .join(countries.select(pl.col("iso2").alias("country_iso"), "iso_num"), on="country_iso", how="left")
-        .sort("country_iso")
-    )
+    """country_iso, iso_num, weekly: Σ baseline weekly_expected per legal country with demand, sorted (as
+    6A.S1 sums it)."""
+    iso = countries.select(pl.col("iso2").alias("country_iso"), "iso_num")
+    return demand_by_country(profile).join(iso, on="country_iso", how="left", maintain_order="left")
 
 
 def world_size(parties: pl.DataFrame, demand: pl.DataFrame, world: World, m: float) -> tuple[float, int]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from engine.core.group_sums import group_sums
 from engine.segments.l3.s6b.policy import Campaigns, Channels
 
 POS, ECOM, ATM, TRANSFER = range(4)
@@ -271,16 +272,20 @@ def channel_codes(mcc: pl.Expr, cp: pl.Expr, channels: Channels) -> pl.Expr:
 def build_cells(profile: pl.DataFrame, code: dict[str, int], channels: Channels, pol: Campaigns) -> Cells:
     cash_mcc = pl.col("mcc").is_in(pol.skew.cashout_mccs)
     cash_sector = pl.col("sector").cast(pl.String).is_in(list(pol.skew.cashout_sectors))
+    keys = ["merchant_id", "country_iso", "ch"]
+    rows = profile.filter(pl.col("weekly_expected") > 0).select(
+        "merchant_id",
+        pl.col("legal_country_iso").cast(pl.String).alias("country_iso"),
+        channel_codes(pl.col("mcc"), pl.col("channel_group").cast(pl.String) == "CP", channels).alias("ch"),
+        "weekly_expected",
+        "mcc",
+        "sector",
+    )
+    # the cells' weights set every sampled flow, so they are summed in a fixed order (group_sums)
+    weekly = group_sums(rows, keys, ["weekly_expected"]).rename({"weekly_expected": "weekly"})
+    first = rows.unique(keys, keep="first", maintain_order=True).select(*keys, "mcc", "sector")
     df = (
-        profile.filter(pl.col("weekly_expected") > 0)
-        .group_by(
-            "merchant_id",
-            pl.col("legal_country_iso").cast(pl.String).alias("country_iso"),
-            channel_codes(pl.col("mcc"), pl.col("channel_group").cast(pl.String) == "CP", channels).alias(
-                "ch"
-            ),
-        )
-        .agg(pl.col("weekly_expected").sum().alias("weekly"), pl.col("mcc").first(), pl.col("sector").first())
+        weekly.join(first, on=keys, how="left", maintain_order="left")
         .with_columns(
             pl.col("country_iso").replace_strict(code, return_dtype=pl.Int64).alias("cc"),
             pl.when(cash_mcc | cash_sector).then(pol.skew.cashout_weight).otherwise(1.0).alias("cash"),

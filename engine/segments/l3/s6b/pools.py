@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from engine.core.group_sums import group_sums
 from engine.kernels.alias import encode, integer_masses
 from engine.kernels.attach import N_CHANNELS, AliasSlices, RegularSlots, Travellers, alias_values
 from engine.kernels.blocks import block_raw
@@ -205,21 +206,19 @@ def build_slots(
 
 
 def slot_cells(p: pl.DataFrame, world: Parties, channels: Channels) -> pl.DataFrame:
-    """(merchant_id, country, channel, weekly) cells of 5A's baseline profile rows."""
+    """(merchant_id, country, channel, weekly) cells of 5A's baseline profile rows; `weekly` sets each cell's
+    slot count, so it is summed in a fixed order (group_sums)."""
     ch = channel_codes((p["channel_group"].cast(pl.String) == "CP").to_numpy(), p["mcc"].to_numpy(), channels)
     country = np.searchsorted(world.countries, p["legal_country_iso"].cast(pl.String).to_numpy())
-    return (
-        pl.DataFrame(
-            {
-                "merchant_id": p["merchant_id"],
-                "country": country.astype(np.int64),
-                "channel": ch,
-                "weekly": p["weekly_expected"],
-            }
-        )
-        .group_by("merchant_id", "country", "channel")
-        .agg(pl.col("weekly").sum())
+    rows = pl.DataFrame(
+        {
+            "merchant_id": p["merchant_id"],
+            "country": country.astype(np.int64),
+            "channel": ch,
+            "weekly": p["weekly_expected"],
+        }
     )
+    return group_sums(rows, ["merchant_id", "country", "channel"], ["weekly"])
 
 
 def u01_lanes(raw: np.ndarray) -> np.ndarray:

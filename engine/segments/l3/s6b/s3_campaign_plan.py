@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from engine.core.errors import EngineError
 from engine.core.gates import read_input_table
+from engine.core.group_sums import group_sums
 from engine.core.horizon import Horizon
 from engine.core.ids import splitmix64
 from engine.core.state import StateContext
@@ -572,11 +573,9 @@ def country_offsets(
 ) -> np.ndarray:
     """Per country code: the UTC offset at the horizon start of its largest-demand zone (the cardholder's
     clock for the night skew)."""
+    zones = [pl.col("legal_country_iso").cast(pl.String).alias("c"), pl.col("tzid").cast(pl.String)]
     main = (
-        profile.group_by(
-            pl.col("legal_country_iso").cast(pl.String).alias("c"), pl.col("tzid").cast(pl.String)
-        )
-        .agg(pl.col("weekly_expected").sum())
+        group_sums(profile, zones, ["weekly_expected"])
         .sort("c", "weekly_expected", "tzid", descending=[False, True, False])
         .unique("c", keep="first", maintain_order=True)
     )

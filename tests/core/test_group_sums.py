@@ -1,0 +1,65 @@
+"""group_sums: each group's floats added in one canonical order (ascending value), so the sum depends on the
+group's values only, never on the row order or on polars' threads."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.core.group_sums import group_sums, sum_over
+
+
+def _sequential(values: list[float]) -> float:
+    """The oracle: plain left-to-right addition of the values in ascending order."""
+    total = 0.0
+    for v in sorted(values):
+        total += v
+    return total
+
+
+def test_every_row_order_gives_the_one_canonical_sum() -> None:
+    # ascending: (-1e16 + 1) rounds to -1e16, then + 1e16 = 0; row order [1e16, -1e16, 1] would give 1
+    for order in itertools.permutations([1e16, 1.0, -1e16]):
+        df = pl.DataFrame({"g": ["a"] * 3, "x": list(order)})
+        assert group_sums(df, ["g"], ["x"]).rows() == [("a", 0.0)]
+
+
+def test_groups_come_sorted_by_key_and_nulls_count_as_zero() -> None:
+    df = pl.DataFrame(
+        {"k1": [2, 1, 2, 1, 3], "k2": ["b", "a", "b", "z", "c"], "x": [0.5, 1.0, None, 2.0, 4.0],
+         "y": [1, 2, 3, 4, 5]}
+    )  # fmt: skip
+    out = group_sums(df, ["k1", "k2"], ["x", "y"])
+    assert out.rows() == [(1, "a", 1.0, 2.0), (1, "z", 2.0, 4.0), (2, "b", 0.5, 4.0), (3, "c", 4.0, 5.0)]
+    assert out.schema == {"k1": pl.Int64, "k2": pl.String, "x": pl.Float64, "y": pl.Float64}
+    assert group_sums(df.head(0), ["k1"], ["x"]).height == 0
+
+
+def test_a_key_may_be_an_expression() -> None:
+    df = pl.DataFrame({"c": ["FR", "DE", "FR"], "w": [1.0, 2.0, 3.0]})
+    out = group_sums(df, [pl.col("c").cast(pl.Categorical).cast(pl.String).alias("country")], ["w"])
+    assert out.rows() == [("DE", 2.0), ("FR", 4.0)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 4), st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)),
+        max_size=60,
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sums_match_the_oracle_whatever_the_row_order(rows: list[tuple[int, float]], seed: int) -> None:
+    shuffled = rows[:]
+    random.Random(seed).shuffle(shuffled)
+    want = {g: _sequential([v for k, v in rows if k == g]) for g in sorted({k for k, _ in rows})}
+    for data in (rows, shuffled):
+        df = pl.DataFrame(
+            {"g": [r[0] for r in data], "x": [r[1] for r in data]}, schema={"g": pl.Int64, "x": pl.Float64}
+        )
+        assert dict(group_sums(df, ["g"], ["x"]).rows()) == want
+        assert sum_over(df, ["g"], "x").to_list() == [want[k] for k, _ in data]
