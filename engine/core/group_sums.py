@@ -3,19 +3,19 @@
 Polars adds a group's floats in the order its thread pool meets them, so the last bits of
 `group_by().agg(pl.col(x).sum())` change with the machine's core count and even from run to run (measured:
 3 M rows in 50 groups, 2 threads, a new result each run). Where such a sum reaches a published value or a
-decision (a rounded size, a draw count), it is summed here instead: each group's values in one canonical
-order, ascending by value, added strictly left to right (a numba loop: no pairwise or SIMD regrouping), so
-the order the rows arrive in does not matter either.
+decision (a rounded size, a draw count), it is summed here instead, exactly: `math.fsum` returns the
+correctly rounded sum of a group's values, which no order of addition, thread count or CPU can change (numpy's
+reductions add pairwise in blocks whose grouping is theirs to choose). No numba, so the states that draw
+nothing still start without it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-
-from engine.kernels.sums import segment_sums
 
 
 def group_sums(df: pl.DataFrame, keys: Sequence[str | pl.Expr], values: Sequence[str]) -> pl.DataFrame:
@@ -25,15 +25,15 @@ def group_sums(df: pl.DataFrame, keys: Sequence[str | pl.Expr], values: Sequence
     names = keyed.columns[: len(keys)]
     if keyed.height == 0:
         return keyed.head(0)
-    out = None
-    for value in values:
-        rows = keyed.select(*names, value).sort([*names, value])
-        starts = np.flatnonzero(rows.select(pl.struct(names).is_first_distinct()).to_series().to_numpy())
-        sums = segment_sums(rows[value].to_numpy(), starts)
-        column = pl.Series(value, sums, dtype=pl.Float64)
-        out = rows[starts].select(names).with_columns(column) if out is None else out.with_columns(column)
-    assert out is not None
-    return out
+    rows = keyed.sort(names)
+    starts = np.flatnonzero(rows.select(pl.struct(names).is_first_distinct()).to_series().to_numpy())
+    sums = [
+        pl.Series(
+            v, [math.fsum(group) for group in np.split(rows[v].to_numpy(), starts[1:])], dtype=pl.Float64
+        )
+        for v in values
+    ]
+    return rows[starts].select(names).with_columns(sums)
 
 
 def sum_over(df: pl.DataFrame, keys: Sequence[str], value: str) -> pl.Series:

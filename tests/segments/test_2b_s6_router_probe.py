@@ -58,10 +58,10 @@ def test_probe_replay_catches_a_moved_arrival(tiny_world: Path) -> None:
     assert spec.rederive(row, PhiloxBlocks(key))["routes"][0] != row["routes"][0]
 
 
-def test_expected_counts_sum_in_day_order_whatever_the_row_order() -> None:
-    """Σ_d n_d · p_group is summed over days in order, so the last bit never follows the input's row order
-    (or a thread pool's): with p_group = 1e16, 1, −1e16 on days 0, 1, 2 and one probe a day, the day-order
-    sum is (1e16 + 1) − 1e16 = 0 in binary64, while −1e16 first would leave 1."""
+def test_expected_counts_sum_exactly_whatever_the_row_order() -> None:
+    """Σ_d n_d · p_group is summed exactly, so the last bit never follows the input's row order (or a thread
+    pool's): with p_group = 1e16, 1, −1e16 on days 0, 1, 2 and one probe a day the sum is 1, where adding in
+    day order gives (1e16 + 1) − 1e16 = 0 in binary64."""
     from engine.segments.l1.s2b.s6_router_probe import expected_counts
 
     mix = pl.DataFrame(
@@ -83,4 +83,4 @@ def test_expected_counts_sum_in_day_order_whatever_the_row_order() -> None:
     )
     for order in ([0, 1, 2], [2, 1, 0], [2, 0, 1], [1, 2, 0]):
         got = expected_counts(weights, mix[order], per_merchant=3, days=3)
-        assert got["expected"].to_list() == [0.0]  # 0 · 0.25 / 0.5
+        assert got["expected"].to_list() == [0.5]  # 1 · 0.25 / 0.5

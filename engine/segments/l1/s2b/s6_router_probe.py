@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from engine.core.errors import EngineError
+from engine.core.group_sums import group_sums
 from engine.core.state import StateContext
 from engine.kernels.router import route_keyed
 from engine.segments.l1.s2b.common import publish_json
@@ -34,18 +35,16 @@ def expected_counts(weights: pl.DataFrame, mix: pl.DataFrame, per_merchant: int,
     """Σ_d n_d · p_group(d, tz) · p_weight / base_share per (merchant, tz_index, site_id)."""
     d = np.arange(days)
     n_d = pl.DataFrame({"day_index": d.astype(np.uint16), "n_d": (per_merchant - 1 - d) // days + 1})
-    # the float sum in numpy over rows in a fixed order: polars sums a group on its thread pool, where the
-    # order partial sums meet (so the last bit) can change with the machine's load
-    terms = mix.join(n_d, on="day_index").sort("merchant_id", "tz_index", "day_index")
-    m, tz = terms["merchant_id"].to_numpy(), terms["tz_index"].to_numpy()
-    starts = np.flatnonzero(np.concatenate([[True], (m[1:] != m[:-1]) | (tz[1:] != tz[:-1])])[: m.size])
-    contribution = (terms["n_d"].cast(pl.Float64) * terms["p_group"]).to_numpy()
-    per_group = terms[starts].select(
-        "merchant_id",
-        "tz_index",
-        pl.Series("e_group", np.add.reduceat(contribution, starts) if starts.size else np.zeros(0)),
-        "base_share",
+    # summed exactly (group_sums): polars sums a group on its thread pool, where the order partial sums meet
+    # (so the last bit) changes with the machine and its load
+    terms = (
+        mix.join(n_d, on="day_index")
+        .sort("merchant_id", "tz_index", "day_index")
+        .with_columns((pl.col("n_d").cast(pl.Float64) * pl.col("p_group")).alias("e_group"))
     )
+    keys = ["merchant_id", "tz_index"]
+    shares = terms.unique(keys, keep="first", maintain_order=True).select(*keys, "base_share")
+    per_group = group_sums(terms, keys, ["e_group"]).join(shares, on=keys, how="left", maintain_order="left")
     return (
         weights.join(per_group, on=["merchant_id", "tz_index"])
         .select(
