@@ -6,11 +6,13 @@ field takes text only (a Mastercard reason code "4853", a Visa code "10.4" stay 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from engine.core import yaml12
 from engine.core.contracts import CONTRACTS_DIR, registry
 
+NAME = re.compile(r"[A-Za-z0-9_]+")  # a segment or policy name: never a path out of contracts/policies/
 Branch = tuple[dict[str, Any], Any]  # a schema and the `referencing` resolver its `$ref`s resolve through
 JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -37,7 +39,7 @@ def typed_overrides(overrides: Any) -> Any:
         for name, doc in packs.items():
             path = CONTRACTS_DIR / "policies" / str(seg) / f"{name}.schema.json"
             schemas = []
-            if path.is_file():
+            if all(NAME.fullmatch(str(part)) for part in (seg, name)) and path.is_file():
                 schema = json.loads(path.read_text())
                 schemas = [(schema, registry().resolver(base_uri=schema["$id"]))]
             out[seg][name] = typed(doc, schemas)

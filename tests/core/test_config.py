@@ -481,3 +481,15 @@ def test_command_line_overrides_are_typed_by_the_field_they_override() -> None:
     with pytest.raises(EngineError) as info:
         resolve_policy("6B", "bank_view", wrong)
     assert info.value.where.endswith("field reason_codes.VISA.DUPLICATE")
+
+
+def test_an_override_named_like_a_path_is_refused_by_name(tmp_path: Path) -> None:
+    # the policy name must not lead the typing of its leaves to a file outside contracts/policies/ (here one
+    # that is not JSON: reading it would end in a traceback, not in the config error)
+    (tmp_path / "bad.schema.json").write_text("not json")
+    name = str(tmp_path / "bad")
+    raw = {"preset": "tiny", "policy_overrides": {"6B": {name: {"a": "1"}}}}
+    with pytest.raises(EngineError) as info:
+        load_run_config(raw)
+    assert info.value.code == "E_CONFIG_INVALID"
+    assert info.value.what.startswith(f"unknown 6B policy {name!r}")
