@@ -210,6 +210,11 @@ def validate_columns(
         raise _fail(code, f"column {columns[len(typed)]}: {wrong_type}", where, state)
 
 
+def policy_schema_path(seg: str, name: str) -> Path:
+    """The JSON Schema a policy pack is checked against (written from its pydantic model)."""
+    return CONTRACTS_DIR / "policies" / seg / f"{name}.schema.json"
+
+
 @cache
 def dictionary() -> dict[str, dict[str, Any]]:
     return yaml12.load((CONTRACTS_DIR / "dictionary.yaml").read_text())["datasets"]

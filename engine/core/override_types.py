@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from engine.core import yaml12
-from engine.core.contracts import CONTRACTS_DIR, registry
+from engine.core.contracts import policy_schema_path, registry
 
 NAME = re.compile(r"[A-Za-z0-9_]+")  # a segment or policy name: never a path out of contracts/policies/
 Branch = tuple[dict[str, Any], Any]  # a schema and the `referencing` resolver its `$ref`s resolve through
@@ -37,7 +37,7 @@ def typed_overrides(overrides: Any) -> Any:
             continue
         out[seg] = {}
         for name, doc in packs.items():
-            path = CONTRACTS_DIR / "policies" / str(seg) / f"{name}.schema.json"
+            path = policy_schema_path(str(seg), str(name))
             schemas = []
             if all(NAME.fullmatch(str(part)) for part in (seg, name)) and path.is_file():
                 schema = json.loads(path.read_text())

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from engine.core import yaml12
 from engine.core.config import REPO_ROOT, closest, deep_merge, explain, read_yaml, segment_policies
-from engine.core.contracts import BASE_URI, CONTRACTS_DIR, registry
+from engine.core.contracts import BASE_URI, registry
+from engine.core.contracts import policy_schema_path as schema_path
 from engine.core.errors import EngineError
 from engine.core.horizon import POLICIES as CFG_POLICIES
 from engine.states import SEGMENTS
@@ -35,10 +36,6 @@ def policy_models() -> dict[str, dict[str, type[BaseModel]]]:
 def policy_model(seg: str, name: str) -> type[BaseModel]:
     """One policy's model, importing only its own segment's policy module."""
     return CFG_POLICIES[name] if seg == "CFG" else SEGMENTS[seg].policy_models()[name]
-
-
-def schema_path(seg: str, name: str) -> Path:
-    return CONTRACTS_DIR / "policies" / seg / f"{name}.schema.json"
 
 
 def generated_schema(seg: str, name: str) -> dict[str, Any]:
