@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from engine.segments.l3.s6b import separability
 from engine.segments.l3.s6b.separability import (
     Features,
     auc,
@@ -57,11 +60,30 @@ def test_irls_agrees_with_sklearn_l2_logistic_regression() -> None:
     x = rng.normal(size=(2000, 4))
     eta = -1.0 + x @ np.array([1.5, -0.8, 0.0, 0.3])
     y = rng.random(2000) < 1 / (1 + np.exp(-eta))
-    beta = irls_logistic(x, y, lam=1.0, iterations=25)
+    beta, used = irls_logistic(x, y, lam=1.0, iterations=25)
     # sklearn minimises ½‖w‖² + C·Σ log-loss, intercept unpenalised (lbfgs): the same objective at C = 1
     ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(x, y)
     assert beta[0] == pytest.approx(ref.intercept_[0], abs=1e-5)
     np.testing.assert_allclose(beta[1:], ref.coef_[0], atol=1e-5)
+    # Newton converges quadratically: it stops on its tolerance, well before the cap
+    assert 4 <= used < 15
+
+
+def test_irls_runs_to_its_cap_when_it_cannot_converge() -> None:
+    x = np.array([[-1.0], [-0.5], [0.5], [1.0]])
+    y = np.array([0, 0, 1, 1])  # separable: without a penalty the coefficient grows every step
+    beta, used = irls_logistic(x, y, lam=0.0, iterations=12)
+    assert used == 12 and beta[1] > 5.0
+
+
+def test_weighted_gram_in_blocks_equals_the_exact_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(separability, "GRAM_ROWS", 7)  # 50 rows: seven full blocks and one of one row
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(50, 3))
+    w = rng.random(50)
+    rows = np.hstack([np.ones((50, 1)), x])
+    want = [[math.fsum(w * rows[:, i] * rows[:, j]) for j in range(4)] for i in range(4)]
+    np.testing.assert_allclose(separability.weighted_gram(x, w), want, rtol=1e-12, atol=1e-12)
 
 
 def test_evaluate_finds_the_informative_feature() -> None:
