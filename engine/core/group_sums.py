@@ -40,3 +40,34 @@ def sum_over(df: pl.DataFrame, keys: Sequence[str], value: str) -> pl.Series:
     """`pl.col(value).sum().over(keys)` for each row of `df`, from group_sums."""
     sums = group_sums(df, keys, [value])
     return df.select(keys).join(sums, on=list(keys), how="left", maintain_order="left")[value]
+
+
+def exact_sum(values: pl.Series | np.ndarray) -> float:
+    """The correctly rounded sum of a float column (a null counts as 0): polars and numpy add a column chunk
+    by chunk or block by block, and the chunks of a frame depend on the threads of the query that made it."""
+    if isinstance(values, pl.Series):
+        values = values.cast(pl.Float64).fill_null(0.0).to_numpy()
+    return math.fsum(values)
+
+
+def group_means(df: pl.DataFrame, keys: Sequence[str], value: str) -> pl.DataFrame:
+    """One row per distinct key, sorted by key: the group's exact sum of `value` over its row count (nulls
+    left out), as Float64 under the value's name."""
+    rows = df.filter(pl.col(value).is_not_null()).with_columns(pl.lit(1.0).alias("_n"))
+    sums = group_sums(rows, keys, [value, "_n"])
+    return sums.select(*keys, (pl.col(value) / pl.col("_n")).alias(value))
+
+
+def group_std(df: pl.DataFrame, keys: Sequence[str], value: str) -> pl.DataFrame:
+    """One row per distinct key, sorted by key: the sample standard deviation (n − 1, null for one row) of
+    `value`, two-pass from exact sums, under the value's name."""
+    rows = df.filter(pl.col(value).is_not_null()).select(*keys, pl.col(value).cast(pl.Float64))
+    means = group_means(rows, keys, value).rename({value: "_mean"})
+    centred = rows.join(means, on=list(keys), how="left").select(
+        *keys, ((pl.col(value) - pl.col("_mean")) ** 2).alias("_sq"), pl.lit(1.0).alias("_n")
+    )
+    sums = group_sums(centred, keys, ["_sq", "_n"])
+    return sums.select(
+        *keys,
+        pl.when(pl.col("_n") > 1).then((pl.col("_sq") / (pl.col("_n") - 1.0)).sqrt()).alias(value),
+    )

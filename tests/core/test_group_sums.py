@@ -4,14 +4,16 @@ only, never on the row order, polars' threads or the CPU."""
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from fractions import Fraction
 
+import numpy as np
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.core.group_sums import group_sums, sum_over
+from engine.core.group_sums import exact_sum, group_means, group_std, group_sums, sum_over
 
 
 def _exact(values: list[float]) -> float:
@@ -61,3 +63,37 @@ def test_sums_match_the_oracle_whatever_the_row_order(rows: list[tuple[int, floa
         )
         assert dict(group_sums(df, ["g"], ["x"]).rows()) == want
         assert sum_over(df, ["g"], "x").to_list() == [want[k] for k, _ in data]
+
+
+def test_exact_sum_of_a_column_is_the_rational_sum() -> None:
+    values = [1e16, 1.0, -1e16, 0.1, 0.2, None]
+    assert exact_sum(pl.Series(values)) == _exact([v for v in values if v is not None]) == 1.3
+    assert exact_sum(np.array([0.1] * 10)) == 1.0  # left to right: 0.9999999999999999
+    assert exact_sum(pl.Series([], dtype=pl.Float64)) == 0.0
+
+
+def test_group_means_and_std_against_exact_rational_answers() -> None:
+    df = pl.DataFrame({"g": ["b", "a", "b", "a", "a", "c", "b"], "x": [1e16, 1.0, 1.0, 2.0, 4.0, 5.0, -1e16]})
+    means = group_means(df, ["g"], "x")
+    # a: 7/3; b: exactly (1e16 + 1 − 1e16) / 3 = 1/3, where a left-to-right sum gives 0 or 1/3 by order
+    assert means.rows() == [("a", float(Fraction(7, 3))), ("b", float(Fraction(1, 3))), ("c", 5.0)]
+    sd = group_std(df.filter(pl.col("g") != "b"), ["g"], "x")
+    # a: deviations −4/3, −1/3, 5/3 → Σ² = 42/9, / (n − 1) = 7/3; one row has no sample sd
+    assert sd["g"].to_list() == ["a", "c"]
+    assert sd["x"][0] == math.sqrt(7 / 3) and sd["x"][1] is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False), min_size=2, max_size=40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_group_std_is_close_to_the_exact_sample_sd_in_any_order(values: list[float], seed: int) -> None:
+    n = len(values)
+    mean = sum((Fraction(v) for v in values), Fraction(0)) / n
+    want = math.sqrt(float(sum(((Fraction(v) - mean) ** 2 for v in values), Fraction(0)) / (n - 1)))
+    shuffled = values[:]
+    random.Random(seed).shuffle(shuffled)
+    got = [group_std(pl.DataFrame({"g": [0] * n, "x": v}), ["g"], "x")["x"][0] for v in (values, shuffled)]
+    assert got[0] == got[1]
+    assert math.isclose(got[0], want, rel_tol=1e-9, abs_tol=1e-9)

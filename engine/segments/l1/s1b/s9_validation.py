@@ -7,6 +7,7 @@ import polars as pl
 import shapely
 from scipy import stats
 
+from engine.core.group_sums import exact_sum, group_sums
 from engine.core.policy_model import Validation
 from engine.core.rng import SampleRule
 from engine.core.state import StateContext
@@ -49,9 +50,7 @@ def tile_chi2_p(sites: pl.DataFrame, weights: pl.DataFrame, bins: int = 10) -> f
 
 def stripe_z(sites: pl.DataFrame, weights: pl.DataFrame, index: pl.DataFrame) -> float:
     """max over raster rows of (obs − n·p)/√(n·p(1−p)+1)."""
-    rows = (
-        weights.join(index.select("tile_id", "row"), on="tile_id").group_by("row").agg(pl.col("weight").sum())
-    )
+    rows = group_sums(weights.join(index.select("tile_id", "row"), on="tile_id"), ["row"], ["weight"])
     obs = sites.group_by("raster_row").len("obs").rename({"raster_row": "row"})
     table = rows.join(obs, on="row", how="left").with_columns(pl.col("obs").fill_null(0))
     n = sites.height
@@ -90,18 +89,18 @@ def sparse_cell_site_ratio(
         .with_columns(pl.col("pop").fill_null(0.0))
         .with_columns((pl.col("pop") < density_min * pl.col("area_km2")).alias("sparse"))
     )
+    thin = pl.when(pl.col("sparse")).then(pl.col("pop")).otherwise(0.0).alias("thin")
     shares = (
-        tiles.group_by("country_iso")
-        .agg(pl.col("pop").sum().alias("total"), pl.col("pop").filter(pl.col("sparse")).sum().alias("thin"))
-        .filter(pl.col("total") > 0)
-        .select("country_iso", (pl.col("thin") / pl.col("total")).alias("share"))
+        group_sums(tiles.with_columns(thin), ["country_iso"], ["pop", "thin"])
+        .filter(pl.col("pop") > 0)
+        .select("country_iso", (pl.col("thin") / pl.col("pop")).alias("share"))
     )
     placed = (
         sites.select(pl.col("legal_country_iso").alias("country_iso"), "tile_id")
         .join(shares, on="country_iso")
         .join(tiles.select(*keys, "sparse"), on=keys)
     )
-    observed, expected = int(placed["sparse"].sum()), float(placed["share"].sum())
+    observed, expected = int(placed["sparse"].sum()), exact_sum(placed["share"])
     if expected <= 0:
         value = 0.0 if observed == 0 else float("inf")
         return value, value, placed.height
@@ -213,7 +212,7 @@ def run(ctx: StateContext) -> None:
         & (pl.col("lat_deg") <= pl.col("lat_max"))
     )
     book.structural("point_in_cell", in_cell.height == loc.height, code="E_1B_POINT_OUTSIDE")
-    sums = t["tile_weights"].group_by("country_iso").agg(pl.col("weight").sum())
+    sums = group_sums(t["tile_weights"], ["country_iso"], ["weight"])
     book.structural(
         "weights_sum_to_one", bool(((sums["weight"] - 1.0).abs() <= 1e-12).all()), code="E_1B_WEIGHT_INVALID"
     )

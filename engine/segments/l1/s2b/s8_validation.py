@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from engine.core.group_sums import exact_sum, group_std
 from engine.core.horizon import Horizon
 from engine.core.policy_model import Validation
 from engine.core.rng import SampleRule
@@ -60,17 +61,13 @@ def day_metrics(
     effects: pl.DataFrame, mix: pl.DataFrame, merchants: int, days: int
 ) -> dict[str, tuple[float, int]]:
     """R05–R07 and R10 from the day effects and the daily group mix."""
-    sd = (
-        effects.group_by("merchant_id", "tz_index")
-        .agg(pl.col("gamma").std())["gamma"]
-        .drop_nulls()
-        .to_numpy()
-    )
+    sd = group_std(effects, ["merchant_id", "tz_index"], "gamma")["gamma"].drop_nulls().to_numpy()
     per_day = mix.group_by("merchant_id", "day_index").agg(pl.len().alias("g"), pl.col("p_group").max())
     multi = per_day.filter(pl.col("g") >= 2)["p_group"].to_numpy()
     n = effects.height
+    gamma = effects["gamma"].drop_nulls()
     return {
-        "gamma_mean": (float(effects["gamma"].mean()) if n else float("nan"), n),
+        "gamma_mean": (exact_sum(gamma) / gamma.len() if gamma.len() else float("nan"), n),
         "median_gamma_sd": (_median(sd), sd.size),
         "gamma_clipped_share": (float(effects["clipped"].mean()) if n else 0.0, n),
         "median_max_p_group": (_median(multi), multi.size),

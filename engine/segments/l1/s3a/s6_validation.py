@@ -11,6 +11,7 @@ import polars as pl
 
 from engine.core.canonical import sha256_file
 from engine.core.contracts import PART_FILE, dataset_dir
+from engine.core.group_sums import group_means, group_sums
 from engine.core.policy_model import Validation
 from engine.core.state import StateContext
 from engine.core.validation import (
@@ -150,7 +151,7 @@ def check_structure(
         code="E_3A_RULE",
     )
     priors = t["s2_zone_priors"]
-    prior_sums = priors.group_by("country_iso").agg(pl.col("prior_share").sum())
+    prior_sums = group_sums(priors, ["country_iso"], ["prior_share"])
     book.structural(
         "priors.sum", bool(((prior_sums["prior_share"] - 1.0).abs() <= TOL).all()), code="E_3A_PRIOR_SUM"
     )
@@ -188,14 +189,17 @@ def realism_metrics(
 ) -> dict[str, tuple[float, int]]:
     """3A.R01–R08 (value, support) from the egress, the shares and the universe file."""
     pairs, s3, alloc = t["s1_pairs"], t["s3_zone_shares"], t["zone_alloc"]
-    per_pair = alloc.group_by(PAIR).agg(
-        pl.col("zone_site_count").sum().alias("n"),
-        pl.col("site_count").first(),
-        (pl.col("zone_site_count") >= 1).all().alias("ge1"),
-        pl.col("zone_share").sum().alias("s"),
-        pl.col("zone_share").max().alias("top1"),
-        (pl.col("zone_share") >= 0.05).sum().alias("big"),
-        pl.len().alias("zones"),
+    per_pair = (
+        alloc.group_by(PAIR)
+        .agg(
+            pl.col("zone_site_count").sum().alias("n"),
+            pl.col("site_count").first(),
+            (pl.col("zone_site_count") >= 1).all().alias("ge1"),
+            pl.col("zone_share").max().alias("top1"),
+            (pl.col("zone_share") >= 0.05).sum().alias("big"),
+            pl.len().alias("zones"),
+        )
+        .join(group_sums(alloc, PAIR, ["zone_share"]).rename({"zone_share": "s"}), on=PAIR)
     )
     n_outlet_pairs = ctx.sealed_table("outlet_catalogue").select(PAIR).unique().height
     covered = alloc.select(*PAIR, "tz_index", "tzid", pl.col("sites_in_zone").alias("k"))
@@ -203,7 +207,8 @@ def realism_metrics(
     conserved = (
         (per_pair["n"] == per_pair["site_count"]) & per_pair["ge1"] & ((per_pair["s"] - 1.0).abs() <= TOL)
     )
-    shift = s3.group_by(PAIR).agg((pl.col("share") - pl.col("base_share")).abs().mean().alias("d"))["d"]
+    gaps = s3.select(*PAIR, (pl.col("share") - pl.col("base_share")).abs().alias("d"))
+    shift = group_means(gaps, PAIR, "d")["d"]
     multi = per_pair.filter(pl.col("zones") >= 2)
     flags = pairs.filter(pl.col("zones_supported") >= 2)["is_escalated"]
     want = universe_doc(

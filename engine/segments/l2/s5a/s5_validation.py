@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from engine.core.contracts import dictionary, validate_table
+from engine.core.group_sums import exact_sum, group_sums
 from engine.core.ids import shard_of
 from engine.core.policy_model import Validation
 from engine.core.rng import SampleRule
@@ -268,6 +269,11 @@ def promo_sets(profile: pl.DataFrame, events: pl.DataFrame, start: dt.date) -> p
     )
 
 
+def class_volume(profile: pl.DataFrame) -> pl.DataFrame:
+    """Σ weekly_expected per demand class (exactly, sorted by class): R04 and the report's class shares."""
+    return group_sums(profile, [pl.col("demand_class").cast(pl.String)], ["weekly_expected"])
+
+
 def realism(
     profile: pl.DataFrame,
     base: np.ndarray,
@@ -287,12 +293,10 @@ def realism(
     weekly = profile["weekly_expected"].to_numpy()
     cls = profile["demand_class"].cast(pl.String)
     rows_share = cls.value_counts(normalize=True, name="p")
-    volume = profile.group_by(cls).agg(pl.col("weekly_expected").sum())["weekly_expected"].to_numpy()
+    volume_by_class = class_volume(profile)["weekly_expected"].to_numpy()
     per_site = weekly / profile["zone_site_count"].to_numpy()
     per_site = per_site[per_site > 0]
-    merchant_totals = (
-        profile.group_by("merchant_id").agg(pl.col("weekly_expected").sum())["weekly_expected"].to_numpy()
-    )
+    merchant_totals = group_sums(profile, ["merchant_id"], ["weekly_expected"])["weekly_expected"].to_numpy()
     roles = {s: scen.role for s, scen in scenarios.items()}
     base_ids = [s for s in passes if roles[s] == "BASELINE"]
     stress_ids = [s for s in passes if roles[s] == "STRESS"]
@@ -314,7 +318,7 @@ def realism(
             audit["pairs_audited"],
         ),
         "classes_with_two_percent": (float((rows_share["p"] >= 0.02).sum()), n),
-        "max_class_volume_share": (float(volume.max() / total) if total > 0 else float("nan"), n),
+        "max_class_volume_share": (float(volume_by_class.max() / total) if total > 0 else float("nan"), n),
         "per_site_p99_over_p50": (
             float(np.quantile(per_site, 0.99) / np.quantile(per_site, 0.5))
             if per_site.size
@@ -488,12 +492,8 @@ def run(ctx: StateContext) -> None:
         }
         for s, sp in passes.items()
     }
-    volume = (
-        profile.group_by(pl.col("demand_class").cast(pl.String))
-        .agg(pl.col("weekly_expected").sum())
-        .sort("demand_class")
-    )
-    total = float(volume["weekly_expected"].sum()) or 1.0
+    volume = class_volume(profile)
+    total = exact_sum(volume["weekly_expected"]) or 1.0
     s1 = reports["5A.S1"]
     finish_segment(
         ctx,

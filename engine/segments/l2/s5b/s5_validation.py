@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from engine.core.contracts import dictionary, validate_table
+from engine.core.group_sums import exact_sum, group_sums
 from engine.core.horizon import Horizon
 from engine.core.ids import splitmix64
 from engine.core.state import StateContext
@@ -94,8 +95,9 @@ def latent_stats(params: pl.DataFrame, lat: pl.DataFrame, h: int) -> dict[str, f
         if den > 0:
             lag1.append(float((a * b).sum()) / den)
     phi = float(params.sort("group_id")["phi"].to_numpy()[live].mean()) if live.any() else 0.0
+    factor = lat["factor"].drop_nulls()
     return {
-        "mean_factor": float(lat["factor"].cast(pl.Float64).mean() or 0.0),
+        "mean_factor": exact_sum(factor) / factor.len() if factor.len() else 0.0,
         "clipped": float(lat["clipped"].mean() or 0.0),
         "lag1_gap": abs(float(np.mean(lag1)) - phi) if lag1 else 0.0,
         "groups": int(live.sum()),
@@ -137,14 +139,8 @@ def expected_from_5a(parts: list[Path]) -> tuple[pl.DataFrame, float, float]:
         )
         total += float(np.sort(lam["l"].to_numpy()).sum())
         weekend += float(np.sort(lam["w"].to_numpy()).sum())
-        sums.append(
-            strings(b)
-            .group_by(PROFILE_KEY)
-            .agg(
-                pl.col("lambda_scenario").cast(pl.Float64).sum().alias("l5a"),
-                pl.col("lambda_scenario").cast(pl.Float64).filter(WEEKEND_5A).sum().alias("wk"),
-            )
-        )
+        keyed = strings(b).select(*PROFILE_KEY).with_columns(lam.rename({"l": "l5a", "w": "wk"}))
+        sums.append(group_sums(keyed, PROFILE_KEY, ["l5a", "wk"]))
     empty = pl.DataFrame(
         schema={
             "merchant_id": pl.UInt64,
