@@ -73,3 +73,20 @@ class RowOrder:
     def _texts(self, df: pl.DataFrame) -> pl.DataFrame:
         """Key values as text, for the message (and so that batches of categoricals concatenate)."""
         return df.select(pl.col(k).cast(pl.String) for k in self.keys)
+
+
+def is_in_order(df: pl.DataFrame, keys: tuple[str, ...]) -> bool:
+    """Whether no row of `df` sorts before the row above it by `keys` (plain values without nulls)."""
+    return not df.select(sorts_before_predecessor(keys).any()).item()
+
+
+def in_key_order(df: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """`df` sorted by `keys`, cheaply where a table already keeps its contract order: if that order is `keys`,
+    one linear check; if it leads with the later keys (6A's links, sorted by device then party, needed by
+    party then device), a stable sort by the first key alone (17 M ip_links: ≈ 1.0 s, a two-key sort
+    ≈ 2.6 s). Any other order gets the full sort. Every path is stable, so the result is always the stable
+    sort of `df` by `keys`."""
+    if is_in_order(df, keys):
+        return df
+    regrouped = df.sort(keys[0], maintain_order=True)
+    return regrouped if is_in_order(regrouped, keys) else df.sort(list(keys), maintain_order=True)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from engine.core.contracts import TableSchema, table_schema
 from engine.core.errors import EngineError
-from engine.core.row_order import RowOrder
+from engine.core.row_order import RowOrder, in_key_order
 
 PAIRS = TableSchema(
     name="pairs",
@@ -123,3 +123,31 @@ def test_the_first_step_back_is_found_wherever_the_batches_are_cut(
         f"row {first} sorts before the row above it by the sort key ['a', 'b']: "
         f"{tuple(map(str, here))} after {tuple(map(str, above))}"
     )
+
+
+def _sorted_by_python(rows: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The oracle: Python's stable sort by (a, b)."""
+    return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+def test_in_key_order_returns_a_table_in_order_as_it_is() -> None:
+    df = pl.DataFrame({"a": [1, 1, 2], "b": [5, 7, 0], "row": [0, 1, 2]})
+    assert in_key_order(df, ("a", "b")) is df
+
+
+def test_in_key_order_regroups_a_table_ordered_by_its_later_key() -> None:
+    # ordered by (b, a), as 6A's links are by (device, party) when S1 needs (party, device)
+    rows = [(2, 1, 0), (1, 3, 1), (2, 3, 2), (1, 8, 3), (1, 9, 4)]
+    df = pl.DataFrame(rows, schema=["a", "b", "row"], orient="row")
+    assert in_key_order(df, ("a", "b")).rows() == [(1, 3, 1), (1, 8, 3), (1, 9, 4), (2, 1, 0), (2, 3, 2)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=30))
+def test_in_key_order_is_the_stable_sort_whatever_the_input_order(keys: list[tuple[int, int]]) -> None:
+    rows = [(a, b, i) for i, (a, b) in enumerate(keys)]  # `row` tells ties apart: they keep their order
+    df = pl.DataFrame(rows, schema={"a": pl.Int64, "b": pl.Int64, "row": pl.Int64}, orient="row")
+    assert in_key_order(df, ("a", "b")).rows() == _sorted_by_python(rows)
+    by_b = sorted(rows, key=lambda r: r[1])  # the links' case: in order by the later key first
+    df_b = pl.DataFrame(by_b, schema={"a": pl.Int64, "b": pl.Int64, "row": pl.Int64}, orient="row")
+    assert in_key_order(df_b, ("a", "b")).rows() == _sorted_by_python(by_b)

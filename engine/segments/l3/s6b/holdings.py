@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from engine.core.row_order import in_key_order
 from engine.core.state import StateContext
 from engine.kernels.attach_entities import Holdings
 from engine.segments.l3.s6b.policy import Attachment
@@ -61,19 +62,18 @@ class World:
 
 def build_world(t: dict[str, pl.DataFrame], pol: Attachment, n_parties: int) -> World:
     """The CSR world from 6A's tables (COLUMNS)."""
-    acc = t["accounts"].sort("party_id", "account_id")
+    acc = in_key_order(t["accounts"], ("party_id", "account_id"))
     acc_ids = acc["account_id"].to_numpy()
     acc_row = by_id(acc_ids, np.arange(acc.height), np.int64)
-    inst = (
-        t["instruments"]
-        .with_columns(
+    inst = in_key_order(
+        t["instruments"].with_columns(
             pl.Series("acc_row", acc_row[t["instruments"]["account_id"].to_numpy().astype(np.int64)])
-        )
-        .sort("acc_row", "instrument_id")
+        ),
+        ("acc_row", "instrument_id"),
     )
     inst_acc_row = inst["acc_row"].to_numpy().astype(np.int64)
     inst_w = np.ascontiguousarray(instrument_weights(inst, pol))
-    links = t["device_links"].sort("party_id", "device_id")
+    links = in_key_order(t["device_links"], ("party_id", "device_id"))
     link_dev = links["device_id"].to_numpy().astype(np.int64)
     devices = t["devices"]
     handheld = by_id(
@@ -81,9 +81,9 @@ def build_world(t: dict[str, pl.DataFrame], pol: Attachment, n_parties: int) -> 
         devices["device_type"].cast(pl.String).is_in(HANDHELD).to_numpy(),
         bool,
     )
-    ip_links = t["ip_links"].sort("device_id", "ip_id")
+    ip_links = in_key_order(t["ip_links"], ("device_id", "ip_id"))
     ips = t["ips"]
-    terms = t["terminals"].sort("site_id", "terminal_id")
+    terms = in_key_order(t["terminals"], ("site_id", "terminal_id"))
     site_ids = terms["site_id"].unique().sort().to_numpy().astype(np.uint64)
     site_row = np.searchsorted(site_ids, terms["site_id"].to_numpy())
     holdings = Holdings(
