@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from engine.core.row_order import in_key_order
 from engine.core.state import StateContext
 from engine.segments.l3.s6b.bank_columns import nullable
 from engine.segments.l3.s6b.events import LocalClock
@@ -30,7 +31,7 @@ class Dim:
 
     @classmethod
     def of(cls, table: pl.DataFrame, key: str) -> Dim:
-        table = table.sort(key)
+        table = in_key_order(table, (key,))  # 6A's and 2A's tables come sorted by their id: a linear check
         ids = table[key].to_numpy().astype(np.int64)
         dense = bool(ids.size == 0 or (ids[0] == 1 and ids[-1] == ids.size))
         return cls(key, ids, table.drop(key), dense)
