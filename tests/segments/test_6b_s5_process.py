@@ -15,7 +15,7 @@ import pytest
 from engine.core import yaml12
 from engine.core.contracts import DTYPES, table_schema, validate_columns
 from engine.segments.l3.s6b import policy as p6b
-from engine.segments.l3.s6b.bank_world import BankWorld, Dim, in_countries, probe_issuers
+from engine.segments.l3.s6b.bank_world import BankWorld, Dim, EventTimes, in_countries, probe_issuers
 from engine.segments.l3.s6b.blocks import REISSUE_BIT, Blocks
 from engine.segments.l3.s6b.events import HeldEvents, LocalClock
 from engine.segments.l3.s6b.s5_bank_events import make_setup, process
@@ -111,12 +111,15 @@ def world() -> BankWorld:
         }
     )
     ts = pl.Datetime("us", "UTC")
-    history = {k: pl.DataFrame(schema={"party_id": pl.UInt64, "ts_utc": ts}) for k in p6b.ACCOUNT_EVENT_TYPES}
-    history["NEW_DEVICE_LOGIN"] = pl.DataFrame(
-        {
-            "party_id": pl.Series([2], dtype=pl.UInt64),
-            "ts_utc": pl.Series([T0 - dt.timedelta(hours=3)]).cast(ts),
-        }
+    none = pl.DataFrame(schema={"party_id": pl.UInt64, "ts_utc": ts})
+    history = {k: EventTimes.of(none) for k in p6b.ACCOUNT_EVENT_TYPES}
+    history["NEW_DEVICE_LOGIN"] = EventTimes.of(
+        pl.DataFrame(
+            {
+                "party_id": pl.Series([2], dtype=pl.UInt64),
+                "ts_utc": pl.Series([T0 - dt.timedelta(hours=3)]).cast(ts),
+            }
+        )
     )
     anchors = pl.DataFrame(
         {

@@ -29,6 +29,7 @@ import polars as pl
 from scipy.special import ndtr
 
 from engine.segments.l3.s6b.bank_columns import codes_of, flag
+from engine.segments.l3.s6b.bank_world import EventTimes
 from engine.segments.l3.s6b.policy import Amounts, Channels, Score
 
 # the policy's weight keys, in declaration order (policy.Score.weights: dict[Literal[...], Coef])
@@ -37,6 +38,7 @@ ANONYMISER_IPS = ("VPN_PROXY", "DATACENTRE")
 RISK_TIERS = ("LOW", "STANDARD", "ELEVATED", "HIGH")
 MAX_EXTRA_PARTIES = 10
 NIGHT_END_H = 6
+RECENT_US = 24 * 3_600_000_000  # the account-event features look back 24 h
 ANY_SECTOR = "*"  # ATM and TRANSFER amounts follow one law whatever the merchant sector
 
 
@@ -83,29 +85,11 @@ def score(features: np.ndarray, policy: Score, eps: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-def recent_events(flows: pl.DataFrame, history: dict[str, pl.DataFrame]) -> dict[str, np.ndarray]:
-    """Per account-event type, whether the flow's party had one in the 24 h before the flow (≤ ts_utc).
-
-    `flows` holds party_id and ts_utc; `history` maps an event type to its (party_id, ts_utc) rows."""
-    probe = flows.select("party_id", "ts_utc").with_row_index("_row").filter(pl.col("party_id").is_not_null())
-    probe = probe.sort("ts_utc")
-    out: dict[str, np.ndarray] = {}
-    for kind, events in history.items():
-        hit = np.zeros(flows.height, dtype=bool)
-        if events.height and probe.height:
-            joined = probe.join_asof(
-                events.rename({"ts_utc": "_event_ts"}).sort("_event_ts"),
-                left_on="ts_utc",
-                right_on="_event_ts",
-                by="party_id",
-                strategy="backward",
-                tolerance="24h",
-                check_sortedness=False,
-            )
-            rows = joined.filter(pl.col("_event_ts").is_not_null())["_row"].to_numpy()
-            hit[rows] = True
-        out[kind] = hit
-    return out
+def recent_events(flows: pl.DataFrame, history: dict[str, EventTimes]) -> dict[str, np.ndarray]:
+    """Per account-event type, whether the flow's party had one in the 24 h before the flow (both ends
+    included). `flows` holds party_id and ts_utc."""
+    party, ts = flows["party_id"], flows["ts_utc"]
+    return {kind: times.within(party, ts, RECENT_US) for kind, times in history.items()}
 
 
 def feature_matrix(view: pl.DataFrame, amount_q: np.ndarray, recent: dict[str, np.ndarray]) -> np.ndarray:

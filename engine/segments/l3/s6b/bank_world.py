@@ -47,6 +47,35 @@ class Dim:
 
 
 @dataclass(frozen=True)
+class EventTimes:
+    """One account-event type's times, party-major: party p's events are ts[first[p]:first[p + 1]], in time
+    order (party ids are 6A's, 1..N). Built once per run; every batch asks it by binary search."""
+
+    first: np.ndarray  # i64 [max party id + 2]
+    ts: np.ndarray  # i64 µs since the epoch
+
+    @classmethod
+    def of(cls, events: pl.DataFrame) -> EventTimes:
+        """From (party_id, ts_utc) rows in any order."""
+        rows = events.select(pl.col("party_id").cast(pl.Int64), pl.col("ts_utc").dt.epoch("us")).sort(
+            "party_id", "ts_utc"
+        )
+        party = rows["party_id"].to_numpy()
+        first = np.searchsorted(party, np.arange(int(party.max(initial=0)) + 2)).astype(np.int64)
+        return cls(first, np.ascontiguousarray(rows["ts_utc"].to_numpy(), dtype=np.int64))
+
+    def within(self, party_id: pl.Series, ts_utc: pl.Series, window_us: int) -> np.ndarray:
+        """Per flow, whether its party had an event in [ts − window, ts] (a flow without a party: no)."""
+        from engine.kernels.window_hits import hits_within
+
+        owner = party_id.cast(pl.Int64).fill_null(-1).to_numpy()
+        out = np.empty(owner.size, dtype=np.bool_)
+        at = ts_utc.dt.epoch("us").to_numpy().astype(np.int64)
+        hits_within(self.first, self.ts, np.ascontiguousarray(owner), at, np.int64(window_us), out)
+        return out
+
+
+@dataclass(frozen=True)
 class BankWorld:
     merchants: Dim  # mcc, sector, home_country_iso, merchant_class
     sites: Dim  # site_country
@@ -58,7 +87,7 @@ class BankWorld:
     probe_issuer: np.ndarray  # per country code (+1 for unknown): the issuer a made-up card number names
     probe_issuer_country: np.ndarray  # that issuer's country code
     countries: pl.Enum
-    history: dict[str, pl.DataFrame]  # account-event type → (party_id, ts_utc)
+    history: dict[str, EventTimes]  # account-event type → its times per party
     anchors: pl.DataFrame  # (account_id, ts_utc, collateral_type): ATO and card-testing campaign flows
     clock: LocalClock
 
@@ -185,8 +214,7 @@ def build_world(
     probe_issuer, probe_country = probe_issuers(issuers, countries)
     events = account_events.select(pl.col("event_type").cast(pl.String), "party_id", "ts_utc")
     history = {
-        kind: events.filter(pl.col("event_type") == kind).select("party_id", "ts_utc")
-        for kind in ACCOUNT_EVENT_TYPES
+        kind: EventTimes.of(events.filter(pl.col("event_type") == kind)) for kind in ACCOUNT_EVENT_TYPES
     }
     codes = {CAMPAIGN_TYPES.index(t) + 1: t for t in COLLATERAL_TYPES}
     anchors = (
