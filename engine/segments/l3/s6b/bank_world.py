@@ -31,7 +31,7 @@ class Dim:
 
     @classmethod
     def of(cls, table: pl.DataFrame, key: str) -> Dim:
-        table = in_key_order(table, (key,))  # 6A's and 2A's tables come sorted by their id: a linear check
+        table = in_key_order(table, (key,))  # 6A's entity tables come sorted by id: one linear check
         ids = table[key].to_numpy().astype(np.int64)
         dense = bool(ids.size == 0 or (ids[0] == 1 and ids[-1] == ids.size))
         return cls(key, ids, table.drop(key), dense)
