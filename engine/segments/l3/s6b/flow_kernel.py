@@ -47,6 +47,17 @@ US = 1_000_000
 DAY_US = 86_400 * US
 HOUR_US = 3_600 * US
 CHUNK = 4096  # rows per parallel task
+# parallel over the prange loop only: the row body is scalar code, and numba's other parfor passes (array
+# expressions, fusion) spent ≈ 10 s of plan_kernel's ≈ 43 s compile on it for nothing
+PRANGE_ONLY = {
+    "comprehension": False,
+    "reduction": False,
+    "inplace_binop": False,
+    "setitem": False,
+    "numpy": False,
+    "stencil": False,
+    "fusion": False,
+}
 TILT_CAP = 0.995  # an upward amount tilt stops at the legit law's 99.5th percentile (R07c's upper bound)
 
 
@@ -363,7 +374,7 @@ def _block(
     return u01(w[0]), u01(w[1]), u01(w[2]), u01(w[3])
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=PRANGE_ONLY)
 def plan_kernel(key0: np.uint64, key1: np.uint64, rows: Rows, cty: Countries, p: Params, out: Plan) -> None:
     """Fill `out` row by row (rows are independent: any order, any batch). The output arrays are taken out of
     their NamedTuple (by attribute) before the loop: numba's parfor does not write back through a
