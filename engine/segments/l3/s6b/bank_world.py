@@ -14,6 +14,7 @@ from engine.core.row_order import in_key_order
 from engine.core.state import StateContext
 from engine.segments.l3.s6b.bank_columns import nullable
 from engine.segments.l3.s6b.events import LocalClock
+from engine.segments.l3.s6b.holdings import csr_first
 from engine.segments.l3.s6b.policy import ACCOUNT_EVENT_TYPES, CAMPAIGN_TYPES
 
 COLLATERAL_TYPES = ("ACCOUNT_TAKEOVER", "CARD_TESTING")
@@ -61,8 +62,10 @@ class EventTimes:
             "party_id", "ts_utc"
         )
         party = rows["party_id"].to_numpy()
-        first = np.searchsorted(party, np.arange(int(party.max(initial=0)) + 2)).astype(np.int64)
-        return cls(first, np.ascontiguousarray(rows["ts_utc"].to_numpy(), dtype=np.int64))
+        return cls(
+            csr_first(party, int(party.max(initial=0))),
+            np.ascontiguousarray(rows["ts_utc"].to_numpy(), dtype=np.int64),
+        )
 
     def within(self, party_id: pl.Series, ts_utc: pl.Series, window_us: int) -> np.ndarray:
         """Per flow, whether its party had an event in [ts − window, ts] (a flow without a party: no)."""
