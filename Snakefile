@@ -1,10 +1,11 @@
 # The closed-world fraud data engine. `snakemake --cores N --config preset=tiny output_root=DIR`.
-# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A, seg3B, seg5A, seg5B, seg6A (later: seg6B). See README.md and docs/.
+# Targets: all, seg1A, seg1B, seg2A, seg2B, seg3A, seg3B, seg5A, seg5B, seg6A, seg6B. See README.md and docs/
 
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/kernels.smk"
 include: "rules/resources.smk"
 include: "rules/ingress.smk"
 include: "rules/1A.smk"

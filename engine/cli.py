@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -52,7 +54,18 @@ def _run_state(args: argparse.Namespace) -> int:
         )
     module.run(ctx)
     ctx.finish()
+    _record_kernels(sdef.id)
     return 0
+
+
+def _record_kernels(state: str) -> None:
+    """With ENGINE_KERNEL_SIGNATURES set, note the numba signatures this state used (for the warm-up's
+    registry, engine/kernels/signatures.py); numba is imported only then."""
+    folder = os.environ.get("ENGINE_KERNEL_SIGNATURES")
+    if folder:
+        from engine.kernels.signatures import record
+
+        record(Path(folder), state)
 
 
 def _partition_arg(value: object, needed: bool, name: str, state: str) -> object:
@@ -125,6 +138,24 @@ def _verify(args: argparse.Namespace) -> int:
     return verify(Path(args.path))
 
 
+def _warm_kernels(args: argparse.Namespace) -> int:
+    from engine.core.canonical import canonical_json_bytes
+    from engine.core.publish import clean_stale_temps, replace_bytes
+    from engine.kernels.signatures import warm
+
+    segments = [s for s in args.segments.split(",") if s]
+    os.nice(19)  # background work: only CPU time the states leave idle
+    t0 = time.perf_counter()
+    done = warm(segments)
+    seconds = round(time.perf_counter() - t0, 1)
+    report = {"segments": segments, "seconds": seconds, "kernels": done}
+    out = Path(args.out)
+    clean_stale_temps(out.parent)  # a report a killed run left half-written
+    replace_bytes(out, canonical_json_bytes(report), state="warm-kernels")
+    print(f"[warm-kernels] {len(done)} signatures of {','.join(segments)} ready in {seconds} s")
+    return 0
+
+
 def _worlds(args: argparse.Namespace) -> int:
     from engine.core.verify import BUNDLE_RE, WorldVerifier, find_bundles
 
@@ -188,6 +219,14 @@ def parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="re-check every validation bundle under a root (or one bundle)")
     ver.add_argument("path")
     ver.set_defaults(func=_verify)
+    wk = sub.add_parser(
+        "warm-kernels", help="compile the registry's numba signatures of some segments into numba's cache"
+    )
+    wk.add_argument(
+        "--segments", required=True, help="comma-separated segment ids, warmed in that order (e.g. 6B,6A,5B)"
+    )
+    wk.add_argument("--out", required=True, help="the report to write (what was compiled, in seconds)")
+    wk.set_defaults(func=_warm_kernels)
     wor = sub.add_parser("worlds", help="list the validated worlds under a root")
     wor.add_argument("path")
     wor.set_defaults(func=_worlds)

@@ -265,3 +265,4 @@ rule seg6B:
         expand(rules.seg6B_s7_validation.output, seed=SEEDS),
         expand(rules.seg6B_s7_validation.input, seed=SEEDS),
         rules.seg6B_s0_gate.input,
+        KERNELS_WARM,

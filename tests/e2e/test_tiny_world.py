@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import pytest
 
 from engine.core.canonical import sha256_file
 from engine.core.contracts import dictionary, validate_table
+from engine.kernels.signatures import RECORD_ENV, load_registry
 from tests.conftest import REPO, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -74,14 +76,47 @@ def test_second_run_changes_nothing(world: Path) -> None:
     assert digests(world) == before and mtimes(world) == before_m
 
 
-def test_fresh_root_on_one_core_gives_identical_bytes(world: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def one_core_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny world again, on one core with a 7-thread polars pool, each state recording the numba
+    signatures it used (so no warm-up runs); returns the root and the folder of records."""
+    base = tmp_path_factory.mktemp("one-core")
+    root, records = base / "world", base / "signatures"
+    res = snakemake(root, cores=1, env={"POLARS_MAX_THREADS": "7", RECORD_ENV: str(records)})
+    assert res.returncode == 0, res.stderr[-4000:]
+    return root, records
+
+
+def test_fresh_root_on_one_core_gives_identical_bytes(world: Path, one_core_world: tuple[Path, Path]) -> None:
     """The session world was built with --cores 2 and polars' default pool (one thread per CPU); one core,
     so other job orders, and a 7-thread pool, so other chunks in every query, must give the same bytes (a
     16-core machine wrote other 1B tile tables until write_parquet wrote each column as one chunk)."""
-    other = tmp_path / "again"
-    res = snakemake(other, cores=1, env={"POLARS_MAX_THREADS": "7"})
-    assert res.returncode == 0, res.stderr[-4000:]
+    other, _ = one_core_world
     assert digests(other) == digests(world)
+
+
+def test_the_warm_up_compiled_6b_6a_5b_and_the_registry_names_every_signature_a_state_uses(
+    world: Path, one_core_world: tuple[Path, Path]
+) -> None:
+    """kernels_warm ran in the session build (rules/kernels.smk); and every signature a state of the one-core
+    build used is in engine/kernels/signatures.json, so the warm-up misses none (if this fails after a
+    kernel's argument types changed, run scripts/kernel_signatures.py)."""
+    (report,) = world.glob(".cache/kernels/warm-*.json")
+    warmed = json.loads(report.read_text())
+    assert warmed["segments"] == ["6B", "6A", "5B"]
+    assert {"plan_kernel", "_attach_all", "expand"} <= {k["function"] for k in warmed["kernels"]}
+
+    def key(row: dict[str, object]) -> tuple[object, object, str]:
+        return row["module"], row["function"], json.dumps(row["args"], sort_keys=True)
+
+    registry = {(state, *key(e)) for e in load_registry() for state in e["states"]}
+    _, records = one_core_world
+    used = [r for f in sorted(records.glob("*.json")) for r in json.loads(f.read_text())]
+    assert {r["state"] for r in used} >= {"1A.S2", "5B.S4", "6B.S1", "6B.S2", "6B.S5"}
+    missing = {
+        (r["state"], r["module"], r["function"]) for r in used if (r["state"], *key(r)) not in registry
+    }
+    assert not missing, sorted(missing)
 
 
 def test_deleting_one_output_reruns_only_its_dependents(world: Path) -> None:
