@@ -223,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
         "warm-kernels", help="compile the registry's numba signatures of some segments into numba's cache"
     )
     wk.add_argument(
-        "--segments", required=True, help="comma-separated segment ids, warmed in that order (e.g. 6B,6A,5B)"
+        "--segments", required=True, help="comma-separated segment ids, warmed in that order (e.g. 6B,5B,6A)"
     )
     wk.add_argument("--out", required=True, help="the report to write (what was compiled, in seconds)")
     wk.set_defaults(func=_warm_kernels)

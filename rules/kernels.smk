@@ -1,6 +1,6 @@
 # Numba's cache is empty in a fresh clone, so each state that calls a kernel compiles it first: over two
 # minutes of the default world's critical path, both shards of a state compiling the same kernels at once.
-# kernels_warm compiles the signatures 6B, 6A and 5B use (engine/kernels/signatures.json) into the cache
+# kernels_warm compiles the signatures 6B, 5B and 6A use (engine/kernels/signatures.json) into the cache
 # while the earlier segments run. It takes no core slot (threads 0) and runs at the lowest CPU priority, so it
 # only uses CPU time the states leave idle. It changes no output byte: a signature it has not reached yet is
 # compiled by its state as before. Its report is keyed by the registry and the source of every module the
@@ -10,9 +10,10 @@ import hashlib
 import json
 import os
 
-# The last states first: 6B's kernels are surely on the critical path and its states start last, so they are
-# the surest to be compiled in time; 5B's states start first and are off that path when 6A runs longer.
-WARM_SEGMENTS = ["6B", "6A", "5B"]
+# 6B first: its states are surely on the critical path and its kernels cost the most to compile (6B.S2's
+# plan_kernel alone ≈ 30 s). Then 5B, whose S4 shards otherwise compile the same kernels on both cores at once
+# and hold up 6A; 6A's kernels are small and its states run one at a time.
+WARM_SEGMENTS = ["6B", "5B", "6A"]
 
 
 def _kernel_sources_digest():
@@ -29,7 +30,7 @@ KERNELS_WARM = [] if os.environ.get("ENGINE_KERNEL_SIGNATURES") else [KERNELS_WA
 
 
 rule kernels_warm:
-    """Numba's cache filled for the signatures 5B, 6A and 6B compile; its report lists them with seconds."""
+    """Numba's cache filled for the signatures 6B, 5B and 6A compile; its report lists them with seconds."""
     output:
         KERNELS_WARM_REPORT,
     log:
