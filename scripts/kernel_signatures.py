@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.kernels.signatures import RECORD_ENV, REGISTRY, merge  # noqa: E402
+from engine.kernels.signatures import RECORD_ENV, REGISTRY, merge, registry_text  # noqa: E402
 from engine.states import STATES  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def main() -> int:
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="kernel-signatures-") as scratch:
         entries = merge(record(args.presets.split(","), Path(scratch)), list(STATES))
-    REGISTRY.write_text(json.dumps({"kernels": entries}, indent=1, sort_keys=True) + "\n")
+    REGISTRY.write_text(registry_text(entries))
     print(f"{REGISTRY.relative_to(REPO)}: {len(entries)} signatures")
     return 0
 

@@ -119,6 +119,12 @@ def merge(rows: Iterable[dict[str, Any]], order: list[str]) -> list[dict[str, An
     return sorted(entries, key=lambda e: (order.index(e["states"][0]), json.dumps(e, sort_keys=True)))
 
 
+def registry_text(entries: list[dict[str, Any]]) -> str:
+    """The registry file: one entry per line, keys sorted, so a kernel's change is a one-line diff."""
+    lines = ",\n".join(json.dumps(e, sort_keys=True) for e in entries)
+    return '{"kernels": [\n' + lines + "\n]}\n"
+
+
 def load_registry(path: Path = REGISTRY) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = json.loads(path.read_text())["kernels"]
     return entries

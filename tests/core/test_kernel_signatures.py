@@ -21,6 +21,7 @@ from engine.kernels.signatures import (
     load_registry,
     merge,
     record,
+    registry_text,
     warm,
 )
 from engine.kernels.window_hits import hits_within
@@ -162,4 +163,4 @@ def test_every_registry_entry_names_a_kernel_its_states_and_types_that_decode() 
         key = (e["module"], e["function"], signature)
         assert key not in seen
         seen.add(key)
-    assert REGISTRY.read_text() == json.dumps({"kernels": entries}, indent=1, sort_keys=True) + "\n"
+    assert REGISTRY.read_text() == registry_text(entries)  # as scripts/kernel_signatures.py writes it
