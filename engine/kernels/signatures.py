@@ -7,6 +7,10 @@ that compiles the same signatures earlier fills it for them. The workflow's `ker
 on a core the early segments leave idle, from the registry beside this module; a signature the registry
 misses is compiled by its state as before, so the registry only ever changes speed, never bytes.
 
+A signature includes each array's read-only flag, which follows polars' chunking (a column handed over without
+a copy is read-only), so with another polars thread count a state may meet a signature the registry recorded
+with the other flag, and compile it itself.
+
 `record` writes the signatures a state process compiled or loaded (the CLI calls it when
 ENGINE_KERNEL_SIGNATURES names a folder); scripts/kernel_signatures.py merges those into the registry.
 """
