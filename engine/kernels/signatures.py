@@ -17,9 +17,7 @@ ENGINE_KERNEL_SIGNATURES names a folder); scripts/kernel_signatures.py merges th
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -134,22 +132,10 @@ def load_registry(path: Path = REGISTRY) -> list[dict[str, Any]]:
     return entries
 
 
-def registry_digest(path: Path = REGISTRY) -> str:
-    """Digest of the registry and of every module it names, so a changed kernel gets warmed again."""
-    h = hashlib.sha256(path.read_bytes())
-    for module in sorted({e["module"] for e in load_registry(path)}):
-        spec = importlib.util.find_spec(module)
-        if spec is not None and spec.origin is not None:
-            h.update(Path(spec.origin).read_bytes())
-    return h.hexdigest()
-
-
 def warm(segments: list[str], path: Path = REGISTRY) -> list[dict[str, Any]]:
     """Compile (or load from numba's cache) every registry signature that a state of `segments` uses:
     segment by segment in the order given, each in the order its states run. Returns what each took."""
     state_rank = {state: i for i, state in enumerate(STATES)}
-
-    done = []
     ranked = []
     for i, entry in enumerate(load_registry(path)):
         uses = [
@@ -159,6 +145,7 @@ def warm(segments: list[str], path: Path = REGISTRY) -> list[dict[str, Any]]:
         ]
         if uses:
             ranked.append((min(uses), i, entry))
+    done = []
     for _, _, entry in sorted(ranked, key=lambda r: (r[0], r[1])):
         t0 = time.perf_counter()
         dispatcher = getattr(importlib.import_module(entry["module"]), entry["function"])
