@@ -368,6 +368,7 @@ STATES: dict[str, StateDef] = {
         _state("6B", "5b", "s5b_card_blocks", scenario=True),
         _state("6B", 5, "s5_bank_events", sharded=True),
         _state("6B", 6, "s6_cases", scenario=True),
+        _state("6B", "7a", "s7a_shard_scan", sharded=True),
         _state("6B", 7, "s7_validation"),
     )
 }

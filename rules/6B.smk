@@ -1,7 +1,8 @@
 # Segment 6B — behaviour, fraud and labels (design layer2_3.md §4, §5). One rule per state; see
 # engine/segments/l3/s6b/<state>.py, contracts/6B.yaml, docs/datasets/6B.md and tests/segments/test_6b_*.py.
-# S1, S2, S4, S5a and S5 run per scenario and shard (streamed by arrival parts); S3 (the campaign plan), S5b (card
-# blocks) and S6 (cases) run once per scenario because campaigns, cards and cases cross shards.
+# S1, S2, S4, S5a, S5 and S7a run per scenario and shard (streamed by arrival parts); S3 (the campaign plan), S5b
+# (card blocks) and S6 (cases) run once per scenario because campaigns, cards and cases cross shards; S7 merges
+# the shards' scans into the bundle.
 
 MF_6B = PLAN["6B"].manifest_fingerprint
 GATE_6B = gate_dir(ROOT, "6B", MF_6B)
@@ -231,6 +232,32 @@ rule seg6B_s6_cases:
         RUN_6B_SCENARIO
 
 
+rule seg6B_s7a_shard_scan:
+    """One shard's transactions and events read once for S7 (contract, structure, counts, the sample); per
+    shard, so a shard's scan runs once its S5 is done, beside the shards still in S5."""
+    input:
+        SEALED_6B,
+        UPSTREAM_6B,
+        rules.seg6B_s3_campaign_plan.output,
+        rules.seg6B_s5b_card_blocks.output,
+        rules.seg6B_s5_bank_events.output,
+    output:
+        [ds(name, MF_6B) for name in owned_datasets("6B.S7a")],
+        state_report("6B", "s7a_shard_scan", scenario=True, shard=True),
+    log:
+        job_log("6B", "s7a_shard_scan", scenario=True, shard=True),
+    benchmark:
+        job_benchmark("6B", "s7a_shard_scan", scenario=True, shard=True),
+    resources:
+        mem_mb=4000,
+    params:
+        state="6B.S7a",
+    conda:
+        CONDA_ENV
+    shell:
+        RUN_6B_SHARD
+
+
 BUNDLE_6B = str(bundle_dir(ROOT, "6B", "{seed}", MF_6B))
 
 
@@ -241,6 +268,7 @@ rule seg6B_s7_validation:
         expand(rules.seg6B_s3_campaign_plan.output, scenario=SCENARIOS, allow_missing=True),
         expand(rules.seg6B_s5_bank_events.output, scenario=SCENARIOS, shard=SHARDS, allow_missing=True),
         expand(rules.seg6B_s6_cases.output, scenario=SCENARIOS, allow_missing=True),
+        expand(rules.seg6B_s7a_shard_scan.output, scenario=SCENARIOS, shard=SHARDS, allow_missing=True),
     output:
         [f"{BUNDLE_6B}/{name}" for name in [*BUNDLE_FILES, "summary.json", "label_stats.json", "separability.json"]],
     log:

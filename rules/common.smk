@@ -12,7 +12,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from engine.core.canonical import canonical_json_bytes, sha256_hex
 from engine.core.config import load_run_config
-from engine.core.contracts import dataset_file
+from engine.core.contracts import dataset_file, dictionary
 from engine.core.gates import BUNDLE_FILES
 from engine.core.digest_cache import DigestCache
 from engine.core.errors import EngineError
@@ -57,6 +57,11 @@ def ds(name, mf, seed="{seed}", scenario="{scenario}", shard="{shard}"):
     """A dataset's first part file; seed, scenario and shard stay wildcards unless given (a streamed
     partition may hold more parts: its run report, also an output, vouches for all of them)."""
     return str(dataset_file(ROOT, name, mf=mf, seed=seed, scenario=scenario, shard=shard))
+
+
+def owned_datasets(state):
+    """The datasets the dictionary names `state` the owner of, in its order."""
+    return [name for name, entry in dictionary().items() if entry["owner"] == state]
 
 
 def policy_files(seg):

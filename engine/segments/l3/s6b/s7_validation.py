@@ -1,8 +1,9 @@
 """6B.S7 — fail closed on structure and on label-critical realism, and publish 6B's bundle (design layer2_3.md
 §4.10–4.11 with the amendments of 2026-11-29; validation.yaml numbers the checks R01–R22).
 
-Every (scenario, shard) of `transactions` and `events` is read once: each batch is schema-checked as it is
-decoded (s7_parts.py) and folded by s7_scan.py; the campaign, case and plan tables are checked whole.
+Every (scenario, shard) of `transactions` and `events` was read once by 6B.S7a, which checked each batch
+against the contract and folded it (s7a_shard_scan.py); S7 merges the shards' findings (scan_tables.py),
+checks what crosses shards, and checks the campaign, case and plan tables whole.
 Structural findings (coverage, keys, time order, clearing, truth integrity) are counts that must be 0; realism
 metrics come from the pooled cube and the separability sample (separability.py). Bundle extras: summary.json,
 label_stats.json, separability.json."""
@@ -13,16 +14,14 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 
-from engine.core.contracts import dictionary
+from engine.core.errors import EngineError
 from engine.core.state import StateContext
 from engine.core.validation import CheckBook, apply_checks, check_schemas, finish_segment, state_reports
 from engine.segments.l3.s6b import label_stats
 from engine.segments.l3.s6b.blocks import REISSUE_BIT
 from engine.segments.l3.s6b.policy import BankView, BlockReissue
 from engine.segments.l3.s6b.rng_accounting import expected_draws, matches
-from engine.segments.l3.s6b.s7_parts import CheckedParts
 from engine.segments.l3.s6b.s7_scan import (
     APPROVED,
     CARD_CHANNELS,
@@ -33,12 +32,11 @@ from engine.segments.l3.s6b.s7_scan import (
     ShardScan,
     features_of,
     merged_counts,
-    scan_events,
-    scan_transactions,
 )
+from engine.segments.l3.s6b.scan_tables import SCAN_TABLES, ShardFindings, from_tables
 from engine.segments.l3.s6b.separability import MIN_CHANNEL_POSITIVES, Features, categorical_codes, evaluate
 
-PRODUCERS = ["6B.S1", "6B.S2", "6B.S3", "6B.S4", "6B.S5a", "6B.S5b", "6B.S5", "6B.S6"]
+PRODUCERS = ["6B.S1", "6B.S2", "6B.S3", "6B.S4", "6B.S5a", "6B.S5b", "6B.S5", "6B.S6", "6B.S7a"]
 SCENARIO_TABLES = ["breaches", "campaigns", "campaign_targets", "inserted_flows", "account_events",
                    "card_reissues", "cases", "case_timeline"]  # fmt: skip
 CHANNEL_CODES = {0: "POS", 1: "ECOM", 2: "ATM", 3: "TRANSFER"}
@@ -50,59 +48,29 @@ def ratio(num: float, den: float) -> float:
     return num / den if den else float("nan")
 
 
-def arrivals_of(ctx: StateContext, scenario: str, shard: int) -> int:
-    """5B's arrival rows of one partition, from the sealed parts' Parquet footers."""
-    return sum(
-        pq.read_metadata(p).num_rows
-        for p in ctx.sealed_parts("arrival_events", scenario=scenario, shard=shard)
-    )
+def shard_findings(ctx: StateContext, scenario: str, shard: int) -> ShardFindings:
+    """What 6B.S7a found in one shard, from its five tables."""
+    return from_tables({name: ctx.read(name, scenario=scenario, shard=shard) for name in SCAN_TABLES})
 
 
-def checked_parts(ctx: StateContext, dataset: str, scenario: str, shard: int) -> CheckedParts:
-    ref = dictionary()[dataset]["schema"]
-    return CheckedParts(ctx.part_files(dataset, scenario=scenario, shard=shard), ref, ctx.state)
-
-
-def scan_scenario(
-    ctx: StateContext,
-    book: CheckBook,
-    scenario: str,
-    scale: dict[str, float],
-    tables: dict[str, pl.DataFrame],
-) -> tuple[ShardScan, dict[str, int]]:
+def scan_scenario(ctx: StateContext, book: CheckBook, scenario: str) -> tuple[ShardScan, dict[str, int]]:
     """All shards of one scenario folded into one ShardScan (counts add; frames are kept for merging)."""
     total = ShardScan()
     coverage = {"arrivals": 0, "inserted": 0, "flows": 0, "short": 0, "event_mismatch": 0}
-    inserted, reissues = tables["inserted_flows"], tables["card_reissues"]
     for shard in range(ctx.shards):
-        scan = ShardScan()
-        transactions = checked_parts(ctx, "transactions", scenario, shard)
-        scan_transactions(transactions.frames(), shard, ctx.shards, scale, reissues, scan)
-        book.guarded(f"schema.transactions.{scenario}.{shard}", transactions.verdict)
-        event_parts = checked_parts(ctx, "events", scenario, shard)
-        events = scan_events(event_parts.frames(), scan)
-        book.guarded(f"schema.events.{scenario}.{shard}", event_parts.verdict)
-        cube = merged_counts(scan.cube, CUBE_KEYS)
-        sums = {c: int(cube[c].sum()) for c in ("cleared", "reversals", "refunds")} if cube.height else {}
-        expected_events = {
-            "AUTH_REQUEST": scan.rows,
-            "AUTH_RESPONSE": scan.rows,
-            "CLEARING": sums.get("cleared", 0),
-            "REVERSAL": sums.get("reversals", 0),
-            "REFUND": sums.get("refunds", 0),
-        }
-        coverage["event_mismatch"] += sum(events.get(k, 0) != v for k, v in expected_events.items())
-        arrivals = arrivals_of(ctx, scenario, shard)
-        planted = int((inserted["shard"] == shard).sum()) if inserted.height else 0
-        retries = scan.origin_counts.get("RETRY", 0)
-        coverage["arrivals"] += arrivals
-        coverage["inserted"] += planted
-        coverage["flows"] += scan.rows
-        coverage["short"] += abs(scan.rows - (arrivals + planted + retries))
-        merge_into(total, scan)
+        found = shard_findings(ctx, scenario, shard)
+        for table, err in found.verdicts.items():
+            book.structural(f"schema.{table}.{scenario}.{shard}", err is None, *_failure(err))
+        for k, v in found.coverage.items():
+            coverage[k] += v
+        merge_into(total, found.scan)
     ids = np.concatenate(total.flow_ids_nonarrival) if total.flow_ids_nonarrival else np.zeros(0, np.uint64)
     total.add("duplicate_inserted_flow_id", int(ids.size - np.unique(ids).size))
     return total, coverage
+
+
+def _failure(err: EngineError | None) -> tuple[str, str]:
+    return ("", "") if err is None else (err.what, err.code)
 
 
 def detected_cards(ctx: StateContext, scenario: str) -> int:
@@ -398,7 +366,6 @@ def run(ctx: StateContext) -> None:
     val = ctx.policy("6B/validation.yaml")
     campaigns_pol = ctx.policy("6B/campaigns.yaml")
     bank: BankView = ctx.policy("6B/bank_view.yaml")
-    scale = dict(ctx.policy("6B/channels.yaml").currency_price_scale)
     horizon = ctx.policy("CFG/horizon.yaml")
     h0_us = int(horizon.start().timestamp() * 1_000_000)
     horizon_us = int(horizon.days) * 86_400_000_000
@@ -410,7 +377,7 @@ def run(ctx: StateContext) -> None:
     for scenario in ctx.scenarios:
         tables = {name: ctx.read(name, scenario=scenario) for name in SCENARIO_TABLES}
         check_schemas(ctx, book, tables)
-        scan, coverage = scan_scenario(ctx, book, scenario, scale, tables)
+        scan, coverage = scan_scenario(ctx, book, scenario)
         coverage["detected_cards"] = detected_cards(ctx, scenario)
         structural["block_outside_policy"] = structural.get("block_outside_policy", 0) + block_outside_policy(
             tables["card_reissues"], bank.block_reissue
