@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import get_num_threads, njit, prange, set_num_threads
 
+from engine.kernels.frozen import frozen_fields
 from engine.kernels.philox import philox4x64_10, u01
 from engine.kernels.router import (
     GROUP_WITHOUT_SITES,
@@ -285,14 +286,14 @@ def expand_arrivals(
         np.empty(n, np.int32),
         np.empty(n, np.uint8),
     )
-    expand(
+    expand(  # inputs read-only whatever made them: one signature (frozen.py)
         np.uint64(key[0]),
         np.uint64(key[1]),
-        cells,
-        router,
-        edges,
-        clock,
-        targets,
+        frozen_fields(cells),
+        frozen_fields(router),
+        frozen_fields(edges),
+        frozen_fields(clock),
+        frozen_fields(targets),
         np.int64(cutoff_s * 1_000_000),
         out,
         (

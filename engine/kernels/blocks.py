@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from engine.kernels.frozen import frozen
 from engine.kernels.philox import philox4x64_10, u01
 
 
@@ -18,8 +19,9 @@ def _block_uniforms(k0, k1, c0, c1, c2, c3, out):  # type: ignore[no-untyped-def
 
 
 def _words(n: int, word: np.ndarray | int) -> np.ndarray:
+    """A counter word per row, read-only (one kernel signature for arrays, scalars and any batch size)."""
     arr = np.asarray(word, dtype=np.uint64)
-    return np.ascontiguousarray(np.broadcast_to(arr, (n,)))
+    return frozen(np.ascontiguousarray(np.broadcast_to(arr, (n,))))
 
 
 def block_uniforms(
@@ -34,7 +36,7 @@ def block_uniforms(
     """u(w0..w{lanes-1}) of block ⟨c0,c1,c2,c3⟩ for every row; shape (n, lanes)."""
     if not 1 <= lanes <= 4:
         raise ValueError("a block has 4 lanes")
-    c0 = np.ascontiguousarray(c0, dtype=np.uint64)
+    c0 = frozen(np.ascontiguousarray(c0, dtype=np.uint64))
     n = c0.shape[0]
     out = np.empty((n, lanes), dtype=np.float64)
     _block_uniforms(
@@ -64,7 +66,7 @@ def block_raw(
     needs the whole word."""
     if not 1 <= lanes <= 4:
         raise ValueError("a block has 4 lanes")
-    c0 = np.ascontiguousarray(c0, dtype=np.uint64)
+    c0 = frozen(np.ascontiguousarray(c0, dtype=np.uint64))
     n = c0.shape[0]
     out = np.empty((n, lanes), dtype=np.uint64)
     _block_raw(np.uint64(key[0]), np.uint64(key[1]), c0, _words(n, c1), _words(n, c2), _words(n, c3), out)

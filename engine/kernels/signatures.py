@@ -8,8 +8,9 @@ on a core the early segments leave idle, from the registry beside this module; a
 misses is compiled by its state as before, so the registry only ever changes speed, never bytes.
 
 A signature includes each array's read-only flag, which follows polars' chunking (a column handed over without
-a copy is read-only), so with another polars thread count a state may meet a signature the registry recorded
-with the other flag, and compile it itself.
+a copy is read-only). The kernels whose flags were seen to move with polars' thread count get their inputs as
+read-only views (engine/kernels/frozen.py), so their signatures are the same on every machine; a kernel whose
+flag still moved would be compiled by its state, as any signature the registry misses.
 
 `record` writes the signatures a state process compiled or loaded (the CLI calls it when
 ENGINE_KERNEL_SIGNATURES names a folder); scripts/kernel_signatures.py merges those into the registry.

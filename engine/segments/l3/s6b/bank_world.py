@@ -69,12 +69,16 @@ class EventTimes:
 
     def within(self, party_id: pl.Series, ts_utc: pl.Series, window_us: int) -> np.ndarray:
         """Per flow, whether its party had an event in [ts − window, ts] (a flow without a party: no)."""
+        from engine.kernels.frozen import frozen
         from engine.kernels.window_hits import hits_within
 
         owner = party_id.cast(pl.Int64).fill_null(-1).to_numpy()
         out = np.empty(owner.size, dtype=np.bool_)
         at = ts_utc.dt.epoch("us").to_numpy().astype(np.int64)
-        hits_within(self.first, self.ts, np.ascontiguousarray(owner), at, np.int64(window_us), out)
+        hits_within(
+            frozen(self.first), frozen(self.ts), frozen(np.ascontiguousarray(owner)), frozen(at),
+            np.int64(window_us), out,
+        )  # fmt: skip
         return out
 
 
