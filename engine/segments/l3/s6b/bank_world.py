@@ -61,10 +61,12 @@ class EventTimes:
         rows = events.select(pl.col("party_id").cast(pl.Int64), pl.col("ts_utc").dt.epoch("us")).sort(
             "party_id", "ts_utc"
         )
+        from engine.kernels.frozen import frozen  # read-only, as hits_within is compiled for (frozen.py)
+
         party = rows["party_id"].to_numpy()
         return cls(
-            csr_first(party, int(party.max(initial=0))),
-            np.ascontiguousarray(rows["ts_utc"].to_numpy(), dtype=np.int64),
+            frozen(csr_first(party, int(party.max(initial=0)))),
+            frozen(np.ascontiguousarray(rows["ts_utc"].to_numpy(), dtype=np.int64)),
         )
 
     def within(self, party_id: pl.Series, ts_utc: pl.Series, window_us: int) -> np.ndarray:
@@ -75,10 +77,8 @@ class EventTimes:
         owner = party_id.cast(pl.Int64).fill_null(-1).to_numpy()
         out = np.empty(owner.size, dtype=np.bool_)
         at = ts_utc.dt.epoch("us").to_numpy().astype(np.int64)
-        hits_within(
-            frozen(self.first), frozen(self.ts), frozen(np.ascontiguousarray(owner)), frozen(at),
-            np.int64(window_us), out,
-        )  # fmt: skip
+        owner, at = frozen(np.ascontiguousarray(owner)), frozen(at)
+        hits_within(self.first, self.ts, owner, at, np.int64(window_us), out)
         return out
 
 
