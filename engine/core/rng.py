@@ -150,13 +150,18 @@ def keyed_sample(family: str, counter: tuple[CounterWord, ...], n: int, rule: Sa
     """Row positions (ascending) of a family's keyed sample: the `rule.size(n)` events whose start counter
     hashes lowest under the family's sample key. Depends only on the counters, never on row order or seed."""
     k = rule.size(n)
-    if k == n:
-        return np.arange(n, dtype=np.int64)
+    if k in (0, n):
+        return np.arange(k, dtype=np.int64)
     c0, c1, c2, c3 = counter_words(n, counter)
     digest = hash_parts("replay-sample", family)
     key = (int.from_bytes(digest[0:8], "little"), int.from_bytes(digest[8:16], "little"))
     from engine.kernels.blocks import block_raw_lane0  # numba loads only in the states that sample
 
     rank = block_raw_lane0(key, c0, c1, c2, c3)
-    order = np.lexsort((c3, c2, c1, c0, rank))  # a 64-bit tie falls back to the counter itself
-    return np.sort(order[:k])
+    # the k lowest of (rank, c0, c1, c2, c3) in linear time: every row ranked below the k-th rank, then the
+    # rows tied at it by their counters (a 64-bit tie falls back to the counter itself, then to the position)
+    kth = np.partition(rank, k - 1)[k - 1]
+    below = np.flatnonzero(rank < kth)
+    tied = np.flatnonzero(rank == kth)
+    tied = tied[np.lexsort((c3[tied], c2[tied], c1[tied], c0[tied]))[: k - below.size]]
+    return np.sort(np.concatenate((below, tied)))

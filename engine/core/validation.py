@@ -169,7 +169,7 @@ def check_schema_streamed(
     alone, so a validation state never holds a large table at full width just to check it."""
     import pyarrow.parquet as pq
 
-    from engine.core.contracts import dictionary, table_schema, validate_table
+    from engine.core.contracts import dictionary, duplicated_rows, table_schema, validate_table
     from engine.core.row_order import RowOrder
 
     ref = dictionary()[name]["schema"]
@@ -183,7 +183,7 @@ def check_schema_streamed(
                 validate_table(frame, ref, where=str(path), state=ctx.state, keys=False)
                 order.check(frame, where=str(path), state=ctx.state)
         for key in (schema.primary_key, *schema.unique):
-            dupes = pl.concat([pl.read_parquet(p, columns=list(key)) for p in paths]).is_duplicated().sum()
+            dupes = duplicated_rows(pl.concat([pl.read_parquet(p, columns=list(key)) for p in paths]), key)
             if dupes:
                 raise EngineError(
                     "E_SCHEMA",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import socket
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from referencing.exceptions import Unresolvable
 
 from engine.core import contracts
@@ -15,6 +18,7 @@ from engine.core.contracts import (
     PART_FILE,
     dataset_dir,
     dataset_file,
+    duplicated_rows,
     registry,
     resolve,
     table_schema,
@@ -239,6 +243,34 @@ def test_validate_table_rejects_duplicate_primary_key() -> None:
         validate_table(_frame(_mutate("merchant_id", 2, 2)), HURDLE, where="w", state="1A.S1")
     assert info.value.code == "E_SCHEMA"
     assert info.value.what == "2 rows duplicate key ['merchant_id']"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 4)), max_size=60),
+    st.sampled_from([pl.Int64, pl.UInt64, pl.Int32]),
+    st.booleans(),
+)
+def test_duplicated_rows_counts_every_row_of_a_shared_key(pairs, dtype, ascending) -> None:
+    """Known answer by counting in plain Python, for one- and two-column keys, on rows in key order (the
+    neighbour path) and in any order."""
+    pairs = sorted(pairs) if ascending else pairs
+    df = pl.DataFrame(
+        {
+            "a": pl.Series([a for a, _ in pairs], dtype=dtype),
+            "b": pl.Series([b for _, b in pairs], dtype=dtype),
+            "row": list(range(len(pairs))),
+        }
+    )
+    for key, values in ((("a",), [a for a, _ in pairs]), (("a", "b"), pairs)):
+        seen = Counter(values)
+        assert duplicated_rows(df, key) == sum(1 for v in values if seen[v] > 1)
+    assert duplicated_rows(df, ("a", "row")) == 0
+
+
+def test_duplicated_rows_of_descending_unsigned_ids_is_not_fooled_by_wraparound() -> None:
+    df = pl.DataFrame({"k": pl.Series([5, 3, 3, 1], dtype=pl.UInt64)})
+    assert duplicated_rows(df, ("k",)) == 2
 
 
 def test_validate_table_rejects_duplicate_unique_key() -> None:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.core.canonical import hash_parts
 from engine.core.errors import EngineError
 from engine.core.gates import SEALED
 from engine.core.layout import gate_dir
@@ -30,6 +31,7 @@ from engine.core.validation import (
     u01,
     with_counter,
 )
+from engine.kernels import blocks
 from engine.kernels.blocks import block_uniforms
 from engine.kernels.philox import philox4x64_10, stream_new, stream_next_raw
 
@@ -107,6 +109,46 @@ def test_keyed_sample_is_keyed_on_counters_not_positions(n, seed) -> None:
     perm = np.random.default_rng(seed).permutation(n)
     again = keyed_sample("T.coin", (ids[perm], 3), n, rule)
     assert set(ids[perm][again].tolist()) == set(ids[picked].tolist())  # row order does not matter
+
+
+def _sample_key(family: str) -> tuple[int, int]:
+    digest = hash_parts("replay-sample", family)
+    return int.from_bytes(digest[0:8], "little"), int.from_bytes(digest[8:16], "little")
+
+
+def _lowest(rank: list[int], c0: np.ndarray, c1: int, k: int) -> list[int]:
+    """Positions of the k lowest (rank, c0, c1, 0, 0, position), ascending: the law in plain Python."""
+    order = sorted(range(len(rank)), key=lambda i: (rank[i], int(c0[i]), c1, 0, 0, i))
+    return sorted(order[:k])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(40, 300), st.integers(1, 4), st.integers(0, 2**32))
+def test_keyed_sample_is_the_lowest_numpy_philox_ranks(n_ids, repeats, seed) -> None:
+    """Known answer from numpy's Philox: each counter appears `repeats` times, scattered, so the sample's
+    cut often falls inside a group of tied rows, which then go in by position."""
+    rule = SampleRule(0.07, 5, full_below=10)
+    ids = np.random.default_rng(seed).permutation(np.repeat(_ids(n_ids, seed), repeats))
+    gen = PhiloxBlocks(_sample_key("T.coin"))
+    rank = [gen.block(int(i), 3, 0, 0)[0] for i in ids]
+    expected = _lowest(rank, ids, 3, rule.size(ids.size))
+    assert keyed_sample("T.coin", (ids, 3), ids.size, rule).tolist() == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(20, 400), st.integers(1, 5), st.integers(0, 2**32))
+def test_keyed_sample_breaks_rank_ties_by_counter_then_position(n, levels, seed) -> None:
+    """With ranks coarsened to a few levels (a stand-in kernel), most rows tie on rank: the sample then
+    takes the lowest counters, and equal counters by position."""
+    rule = SampleRule(0.1, 3, full_below=10)
+    ids = np.random.default_rng(seed).integers(1, 40, n).astype(np.uint64)
+    gen = PhiloxBlocks(_sample_key("T.coin"))
+    rank = [gen.block(int(i), 3, 0, 0)[0] % levels for i in ids]
+    coarse = lambda key, c0, c1, c2, c3: np.asarray(rank, dtype=np.uint64)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(blocks, "block_raw_lane0", coarse)
+        got = keyed_sample("T.coin", (ids, 3), n, rule)
+    assert got.tolist() == _lowest(rank, ids, 3, rule.size(n))
 
 
 def test_keyed_sample_is_not_the_lowest_ids_and_depends_on_the_family() -> None:
