@@ -55,6 +55,29 @@ def test_out_of_fold_rate_never_sees_its_own_fold() -> None:
     assert got[3] == pytest.approx((1 + prior0) / 2)
 
 
+def test_design_matrix_known_answer() -> None:
+    """Training moments standardise the numerics; the training levels after the first become indicator
+    columns, and a level the training rows never saw is all zeros."""
+    feat = Features(
+        numeric={"a": np.array([1.0, 2.0, 3.0, 4.0])},
+        categorical={"c": np.array([0, 2, 2, 1]), "d": np.array([5, 6, 7, 5])},
+        y=np.array([0, 1, 0, 1]),
+        fold=np.array([0, 0, 0, 1]),
+        channel=np.zeros(4, dtype=np.int64),
+        log_amount=np.zeros(4),
+    )
+    train = np.array([True, True, True, False])
+    sd = math.sqrt(2 / 3)
+    want = [
+        [-1 / sd, 0.0, 0.0, 0.0],
+        [0.0, 1.0, 1.0, 0.0],
+        [1 / sd, 1.0, 0.0, 1.0],
+        [2 / sd, 0.0, 0.0, 0.0],
+    ]
+    np.testing.assert_allclose(separability.design_matrix(feat, train, np.ones(4, dtype=bool)), want)
+    np.testing.assert_allclose(separability.design_matrix(feat, train, ~train), [want[3]])
+
+
 def test_irls_agrees_with_sklearn_l2_logistic_regression() -> None:
     rng = np.random.default_rng(11)
     x = rng.normal(size=(2000, 4))

@@ -35,7 +35,7 @@ def auc(score: np.ndarray, y: np.ndarray) -> float:
     pos, neg = int(y.sum()), int((~y).sum())
     if pos == 0 or neg == 0:
         return float("nan")
-    order = np.argsort(score, kind="mergesort")
+    order = np.argsort(score)  # tied scores share their run's mean rank, so their order is immaterial
     s = score[order]
     ranks = np.empty(s.size, dtype=np.float64)
     # average ranks over runs of equal scores
@@ -56,16 +56,17 @@ def oriented_auc(score: np.ndarray, y: np.ndarray) -> float:
 
 def out_of_fold_rate(codes: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
     """Each row's category fraud rate measured on the other fold (smoothed by one pseudo-row at the fold's
-    overall rate), so a category seen once cannot encode its own label."""
-    out = np.empty(codes.size, dtype=np.float64)
+    overall rate), so a category seen once cannot encode its own label. Both folds' counts come from one
+    pass over (fold, category); each fold's sums add its rows in row order, as a pass over the fold would."""
     k = int(codes.max()) + 1 if codes.size else 1
-    for f in (0, 1):
-        train = fold != f
-        n = np.bincount(codes[train], minlength=k).astype(np.float64)
-        p = np.bincount(codes[train], weights=y[train].astype(np.float64), minlength=k)
-        prior = p.sum() / max(n.sum(), 1.0)
-        out[fold == f] = ((p + prior) / (n + 1.0))[codes[fold == f]]
-    return out
+    cell = fold.astype(np.int64) * k + codes
+    n = np.bincount(cell, minlength=2 * k).astype(np.float64).reshape(2, k)
+    p = np.bincount(cell, weights=y.astype(np.float64), minlength=2 * k).reshape(2, k)
+    rate = np.empty((2, k))
+    for f in (0, 1):  # rows of fold f read the other fold's counts
+        prior = p[1 - f].sum() / max(n[1 - f].sum(), 1.0)
+        rate[f] = (p[1 - f] + prior) / (n[1 - f] + 1.0)
+    return rate.ravel()[cell]
 
 
 def irls_logistic(
@@ -122,16 +123,24 @@ class Features:
 
 def design_matrix(feat: Features, train: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The `rows` as standardised numerics (training moments) and one-hot categoricals (the training levels,
-    first dropped). Built for the training and the test rows apart: the whole sample's matrix never exists."""
-    cols: list[np.ndarray] = []
-    for values in feat.numeric.values():
+    first dropped). Built for the training and the test rows apart: the whole sample's matrix never exists,
+    and each one-hot block is set row by row (one scatter of ones) rather than a column at a time."""
+    kept = [np.unique(codes[train])[1:] for codes in feat.categorical.values()]
+    n = int(rows.sum())
+    out = np.empty((n, len(feat.numeric) + sum(levels.size for levels in kept)))
+    for j, values in enumerate(feat.numeric.values()):
         mu, sd = values[train].mean(), values[train].std()
-        cols.append((values[rows] - mu) / (sd if sd > 0 else 1.0))
-    for codes in feat.categorical.values():
-        levels = np.unique(codes[train])
+        out[:, j] = (values[rows] - mu) / (sd if sd > 0 else 1.0)
+    start = len(feat.numeric)
+    for codes, levels in zip(feat.categorical.values(), kept, strict=True):
+        block = out[:, start : start + levels.size]
+        block[:] = 0.0
         picked = codes[rows]
-        cols.extend((picked == level).astype(np.float64) for level in levels[1:])
-    return np.column_stack(cols) if cols else np.zeros((int(rows.sum()), 0))
+        at = np.minimum(np.searchsorted(levels, picked), max(levels.size - 1, 0))
+        hit = np.flatnonzero(levels[at] == picked) if levels.size else np.zeros(0, dtype=np.int64)
+        block[hit, at[hit]] = 1.0
+        start += levels.size
+    return out
 
 
 def single_feature_aucs(feat: Features, rows: np.ndarray) -> dict[str, float]:
