@@ -199,9 +199,6 @@ rule seg6B_s5_bank_events:
         job_log("6B", "s5_bank_events", scenario=True, shard=True),
     benchmark:
         job_benchmark("6B", "s5_bank_events", scenario=True, shard=True),
-    # before any ready S7a scan: the scans fill the cores behind the S5 jobs, and the run's serial tail is
-    # S7 alone, not the last shard's S5 followed by its scan
-    priority: 1
     resources:
         mem_mb=3000,
     params:
