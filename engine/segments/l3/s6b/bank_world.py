@@ -12,6 +12,7 @@ import polars as pl
 
 from engine.core.row_order import in_key_order
 from engine.core.state import StateContext
+from engine.kernels.frozen import frozen  # hits_within's inputs read-only: one signature (frozen.py)
 from engine.segments.l3.s6b.bank_columns import nullable
 from engine.segments.l3.s6b.events import LocalClock
 from engine.segments.l3.s6b.holdings import csr_first
@@ -61,8 +62,6 @@ class EventTimes:
         rows = events.select(pl.col("party_id").cast(pl.Int64), pl.col("ts_utc").dt.epoch("us")).sort(
             "party_id", "ts_utc"
         )
-        from engine.kernels.frozen import frozen  # read-only, as hits_within is compiled for (frozen.py)
-
         party = rows["party_id"].to_numpy()
         return cls(
             frozen(csr_first(party, int(party.max(initial=0)))),
@@ -71,7 +70,6 @@ class EventTimes:
 
     def within(self, party_id: pl.Series, ts_utc: pl.Series, window_us: int) -> np.ndarray:
         """Per flow, whether its party had an event in [ts − window, ts] (a flow without a party: no)."""
-        from engine.kernels.frozen import frozen
         from engine.kernels.window_hits import hits_within
 
         owner = party_id.cast(pl.Int64).fill_null(-1).to_numpy()
