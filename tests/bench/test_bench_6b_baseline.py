@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +29,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tests.conftest import REPO, snakemake_cmd
+from tests.bench.worlds import default_6b_world
 
 pytestmark = pytest.mark.bench
 
@@ -157,17 +154,7 @@ def models(train: pl.DataFrame, test: pl.DataFrame) -> dict[str, float]:
 
 @pytest.fixture(scope="module", params=[42, 7])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
-    seed: int = request.param
-    given = os.environ.get(f"ENGINE_6B_WORLD_{seed}")
-    if given:
-        return seed, Path(given)
-    root = tmp_path_factory.mktemp(f"default{seed}") / "world"
-    start = time.perf_counter()
-    cmd = snakemake_cmd(root, f"seeds=[{seed}]", target="seg6B", preset="default")
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-4000:]
-    print(f"\nBENCH default seed={seed} built to 6B in {time.perf_counter() - start:.0f} s")
-    return seed, root
+    return request.param, default_6b_world(request.param, tmp_path_factory)
 
 
 def test_baseline_models_learn_and_no_single_feature_gives_it_away(world: tuple[int, Path]) -> None:
