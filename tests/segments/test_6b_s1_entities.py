@@ -10,13 +10,15 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.core import yaml12
 from engine.core.validation import PhiloxBlocks, u01
 from engine.kernels.alias import decoded_masses
 from engine.kernels.attach import N_CHANNELS, AliasSlices
 from engine.kernels.attach_entities import Knobs, Rows, draw_entities
-from engine.segments.l3.s6b.holdings import build_world
+from engine.segments.l3.s6b.holdings import build_world, csr_first
 from engine.segments.l3.s6b.policy import CHANNELS, Attachment
 from engine.segments.l3.s6b.pools import abroad_tables, build_parties, build_slots, build_trips, eligibility
 
@@ -370,3 +372,12 @@ def test_trips_replay_and_fill_the_visitor_days() -> None:
     }
     assert got == {k: sorted(v) for k, v in want.items()}
     assert (t.start_us, t.days) == (start, days) and trips.taken.sum() > 0
+
+
+@given(st.lists(st.integers(0, 40), max_size=60), st.integers(-1, 45))
+def test_csr_first_counts_the_rows_owned_below_each_owner(owners: list[int], n_owners: int) -> None:
+    owner = np.array(sorted(owners), dtype=np.int64)
+    expected = [sum(1 for o in owners if o < k) for k in range(n_owners + 2)]
+    got = csr_first(owner, n_owners)
+    assert got.dtype == np.int64
+    assert got.tolist() == expected
