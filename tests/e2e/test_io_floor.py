@@ -57,3 +57,12 @@ def test_floor_names_a_partition_written_otherwise(tiny_world: Path, tmp_path: P
     assert res.stderr.startswith("E_IO_FLOOR_BYTES: re-encoding ")
     assert str(part.parent) in res.stderr
     assert not (tmp_path / "floor.json").exists()
+
+
+def test_floor_names_a_root_without_6b(tmp_path: Path) -> None:
+    res = io_floor(tmp_path, tmp_path / "floor.json")
+    assert res.returncode == 1
+    base = tmp_path.resolve() / "data/layer3/6B/transactions/seed=42"
+    assert res.stderr.strip() == (
+        f"E_IO_FLOOR_INPUT: {base} holds 0 partitions for shard 0; fix: build 6B into this root first"
+    )
