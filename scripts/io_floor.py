@@ -20,7 +20,6 @@ import os
 os.environ["POLARS_MAX_THREADS"] = "1"  # before polars loads: a job has one core
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -33,7 +32,8 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.core.contracts import dictionary  # noqa: E402
+from engine.core.canonical import sha256_file  # noqa: E402
+from engine.core.contracts import PART_GLOB, dataset_dir, dictionary  # noqa: E402
 from engine.core.parquet_io import ROW_GROUP_SIZE, PartWriter, write_parquet  # noqa: E402
 from engine.segments.l3.s6b.s2_flows import ATTACH_COLUMNS  # noqa: E402
 
@@ -48,28 +48,24 @@ READS: dict[str, list[tuple[str, list[str] | None]]] = {
 }
 
 
-def partition(root: Path, dataset: str, seed: int, scenario: str, shard: int) -> Path:
-    """The dataset's one published partition for (seed, scenario, shard); the fingerprint is the only one."""
-    base = root / dictionary()[dataset]["path"].split("/seed=")[0] / f"seed={seed}"
-    found = sorted(base.glob(f"manifest_fingerprint=*/scenario_id={scenario}/shard={shard}"))
+def fingerprint(root: Path, seed: int, scenario: str, shard: int) -> str:
+    """6B's one manifest fingerprint in `root`, from where its `transactions` partition lies."""
+    pattern = dataset_dir(Path(), "transactions", mf="*", seed=seed, scenario=scenario, shard=shard)
+    found = sorted(root.glob(str(pattern)))
     if len(found) != 1:
-        what = f"{base} holds {len(found)} partitions for shard {shard}"
+        what = f"{root / pattern} matches {len(found)} partitions"
         raise SystemExit(f"E_IO_FLOOR_INPUT: {what}; fix: build 6B into this root first")
-    return found[0]
+    return next(p for p in found[0].parts if p.startswith("manifest_fingerprint=")).split("=", 1)[1]
 
 
 def parts(folder: Path) -> list[Path]:
-    return sorted(folder.glob("part-*.parquet"))
+    return sorted(folder.glob(PART_GLOB))
 
 
 def decode(folder: Path, columns: list[str] | None) -> tuple[pl.DataFrame, float]:
     start = time.perf_counter()
     frame = pl.read_parquet(parts(folder), columns=columns)
     return frame, time.perf_counter() - start
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def encode_streamed(frame: pl.DataFrame, scratch: Path) -> list[Path]:
@@ -90,12 +86,12 @@ def encode_whole(frame: pl.DataFrame, scratch: Path) -> list[Path]:
 def encode(frame: pl.DataFrame, published: Path, scratch: Path) -> float:
     """Seconds to write `frame` as the engine wrote it (streamed or whole, whichever reproduces the published
     bytes); exits if neither does."""
-    theirs = [sha256(p) for p in parts(published)]
+    theirs = [sha256_file(p) for p in parts(published)]
     for writer in (encode_streamed, encode_whole):
         start = time.perf_counter()
         mine = writer(frame, scratch)
         seconds = time.perf_counter() - start
-        same = [sha256(p) for p in mine] == theirs
+        same = [sha256_file(p) for p in mine] == theirs
         for p in mine:
             p.unlink()
         if same:
@@ -115,20 +111,28 @@ def outputs_of(state: str) -> list[str]:
 def floor(root: Path, seed: int, scenario: str, shard: int) -> list[dict[str, object]]:
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    flows = pl.scan_parquet(parts(partition(root, "transactions", seed, scenario, shard))).select(pl.len())
+    mf = fingerprint(root, seed, scenario, shard)
+
+    def partition(dataset: str) -> Path:
+        folder = dataset_dir(root, dataset, mf=mf, seed=seed, scenario=scenario, shard=shard)
+        if not parts(folder):
+            raise SystemExit(f"E_IO_FLOOR_INPUT: {folder} holds no part; fix: build 6B into this root first")
+        return folder
+
+    flows = pl.scan_parquet(parts(partition("transactions"))).select(pl.len())
     n_flows = int(flows.collect().item())
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for state, reads in READS.items():
             decoded = 0.0
             for dataset, columns in reads:
-                frame, seconds = decode(partition(root, dataset, seed, scenario, shard), columns)
+                frame, seconds = decode(partition(dataset), columns)
                 decoded += seconds
                 del frame
             encoded = 0.0
             written = 0
             for dataset in outputs_of(state):
-                folder = partition(root, dataset, seed, scenario, shard)
+                folder = partition(dataset)
                 frame, _ = decode(folder, None)
                 scratch = Path(tmp) / dataset
                 scratch.mkdir()

@@ -62,7 +62,20 @@ def test_floor_names_a_partition_written_otherwise(tiny_world: Path, tmp_path: P
 def test_floor_names_a_root_without_6b(tmp_path: Path) -> None:
     res = io_floor(tmp_path, tmp_path / "floor.json")
     assert res.returncode == 1
-    base = tmp_path.resolve() / "data/layer3/6B/transactions/seed=42"
+    pattern = tmp_path.resolve() / "data/layer3/6B/transactions/seed=42/manifest_fingerprint=*"
     assert res.stderr.strip() == (
-        f"E_IO_FLOOR_INPUT: {base} holds 0 partitions for shard 0; fix: build 6B into this root first"
+        f"E_IO_FLOOR_INPUT: {pattern}/scenario_id=baseline/shard=0 matches 0 partitions; "
+        "fix: build 6B into this root first"
+    )
+
+
+def test_floor_names_a_missing_partition(tiny_world: Path, tmp_path: Path) -> None:
+    root = tmp_path / "world"
+    shutil.copytree(tiny_world / "data/layer3/6B", root / "data/layer3/6B")
+    (part,) = (root / "data/layer3/6B/s4_flows").glob(SHARD_0)
+    part.unlink()
+    res = io_floor(root, tmp_path / "floor.json")
+    assert res.returncode == 1
+    assert res.stderr.strip() == (
+        f"E_IO_FLOOR_INPUT: {part.parent.resolve()} holds no part; fix: build 6B into this root first"
     )
